@@ -1,0 +1,1 @@
+"""The ``metering`` command line: one module per subcommand group, registered in ``app``."""

@@ -1,0 +1,52 @@
+"""Entry point of the ``metering`` console script.
+
+Each subcommand group lives in its own module; this file only registers them and turns
+every deliberate error (``MeteringError``) into one readable line and exit code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+
+from billing.errors import MeteringError
+
+app = typer.Typer(
+    name="metering",
+    help="Usage metering for LLM gateways: billing core, Kafka pipeline, ClickHouse ledger.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _register() -> None:
+    from metering.cli import kafka, store
+
+    app.add_typer(kafka.app, name="kafka")
+    app.add_typer(store.app, name="store")
+
+
+def main() -> None:
+    """Run the CLI; a ``MeteringError`` prints ``error: <reason>`` and exits 1."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    _register()
+    try:
+        app(standalone_mode=False)
+    except MeteringError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(1)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.exit(130)
+    except Exception as exc:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
