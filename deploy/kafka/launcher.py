@@ -1,0 +1,312 @@
+"""``LocalKafka``: a real Apache Kafka broker (single-node KRaft) in a child JVM, without Docker.
+
+For tests and local runs: free loopback ports, a throw-away work directory, a readiness wait on
+a metadata request, and a stop that leaves no JVM behind (SIGTERM, then SIGKILL; also on
+interpreter exit through ``atexit``, and on a killed parent through ``PR_SET_PDEATHSIG``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+from deploy.kafka import config, jars, process
+from deploy.kafka.probe import broker_answers
+from deploy.kafka.state import BrokerState
+from metering.errors import ServiceUnavailable
+from metering.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+_VERSION_LINE = re.compile(r"Kafka version: (\S+)")
+_BIND_FAILED = "Address already in use"
+FORMAT_TIMEOUT_S = 120.0
+
+
+class LocalKafka:
+    """One broker process. ``with LocalKafka(libs) as kafka: kafka.bootstrap_servers``.
+
+    ``work_dir`` holds ``server.properties``, ``log4j.properties``, ``data/`` and ``kafka.log``;
+    by default a temporary directory, removed after a clean stop (kept when start-up failed,
+    so the log the error names is still there). A given directory is never removed, and its
+    data survives a restart.
+    """
+
+    def __init__(
+        self,
+        libs: Path,
+        *,
+        work_dir: Path | None = None,
+        java: str = "java",
+        heap: str = "512m",
+        partitions: int = 1,
+        startup_timeout_s: float = 60.0,
+        stop_timeout_s: float = 30.0,
+        die_with_parent: bool = True,
+    ) -> None:
+        self.libs = libs
+        self.java = java
+        self.heap = heap
+        self.partitions = partitions
+        self.startup_timeout_s = startup_timeout_s
+        self.stop_timeout_s = stop_timeout_s
+        self._die_with_parent = die_with_parent
+        self._given_work_dir = work_dir
+        self._work_dir: Path | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._ports: config.BrokerPorts | None = None
+        self._version: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> LocalKafka:
+        """A launcher for ``Settings.kafka_version``, fetching its jars first when needed."""
+        settings = settings or load_settings()
+        libs = jars.fetch_jars(settings.home, settings.kafka_version)
+        return cls(libs, **kwargs)  # type: ignore[arg-type]
+
+    # -- what a caller reads --------------------------------------------------------------
+
+    @property
+    def ports(self) -> config.BrokerPorts:
+        if self._ports is None:
+            raise RuntimeError("LocalKafka is not started")
+        return self._ports
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``127.0.0.1:<port>`` of the running broker."""
+        return self.ports.bootstrap_servers
+
+    @property
+    def version(self) -> str:
+        """The version the broker logged (``Kafka version: …``), else its jar's version."""
+        return self._version or jars.broker_version(self.libs)
+
+    @property
+    def work_dir(self) -> Path:
+        if self._work_dir is None:
+            raise RuntimeError("LocalKafka is not started")
+        return self._work_dir
+
+    @property
+    def log_path(self) -> Path:
+        return self.work_dir / "kafka.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def is_running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> LocalKafka:
+        """Start the broker and return once it answers a metadata request.
+
+        1. find java and the broker jar; prepare the work directory;
+        2. pick free ports and write ``server.properties``;
+        3. format the KRaft storage (skipped when already formatted);
+        4. spawn the JVM in its own process group, output to ``kafka.log``;
+        5. poll until a metadata request names a broker, the JVM exits, or the time is up;
+        6. read the version from the log and register the ``atexit`` stop.
+        A port taken between steps 2 and 4 (the only race) is retried once with new ports.
+        """
+        if self._proc is not None:
+            raise RuntimeError("LocalKafka is already started")
+        # Step 1.
+        java = shutil.which(self.java)
+        if java is None:
+            raise ServiceUnavailable(
+                f"`{self.java}` not found on PATH: install a JDK 17+ to run the local Kafka broker"
+            )
+        jars.broker_version(self.libs)
+        work = self._prepare_work_dir()
+        for attempt in (1, 2):
+            # Step 2.
+            self._ports = config.pick_ports()
+            props = work / "server.properties"
+            values = config.server_properties(
+                self._ports, work / "data", partitions=self.partitions
+            )
+            props.write_text(config.render_properties(values))
+            # Step 3.
+            self._format_storage(java, props)
+            # Step 4.
+            self._spawn(java, props)
+            # Step 5.
+            started = time.monotonic()
+            try:
+                self._wait_ready()
+            except ServiceUnavailable:
+                self._kill()
+                if attempt == 1 and _BIND_FAILED in self._log_tail():
+                    log.warning("kafka: a port was taken during start-up; retrying")
+                    continue
+                raise
+            break
+        # Step 6.
+        self._version = self._logged_version()
+        atexit.register(self.stop)
+        log.info(
+            "kafka: Apache Kafka %s answering at %s after %.1fs (log %s)",
+            self.version, self.bootstrap_servers, time.monotonic() - started, self.log_path,
+        )  # fmt: skip
+        return self
+
+    def stop(self) -> None:
+        """Stop the broker (SIGTERM to its group, SIGKILL after ``stop_timeout_s``). Idempotent."""
+        atexit.unregister(self.stop)
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            clean = process.stop_group(proc.pid, lambda t: _wait(proc, t), self.stop_timeout_s)
+            if not clean:
+                log.warning("kafka: broker ignored SIGTERM for %.0fs, killed", self.stop_timeout_s)
+        proc.wait()
+        if self._given_work_dir is None and self._work_dir is not None:
+            shutil.rmtree(self._work_dir, ignore_errors=True)
+
+    def detach(self) -> BrokerState:
+        """Let the broker outlive this process; return what ``stop`` needs to find it later."""
+        if self._die_with_parent:
+            raise RuntimeError("detach() needs LocalKafka(..., die_with_parent=False)")
+        if self._proc is None or self._ports is None:
+            raise RuntimeError("LocalKafka is not started")
+        atexit.unregister(self.stop)
+        state = BrokerState(
+            pid=self._proc.pid,
+            broker_port=self._ports.broker,
+            controller_port=self._ports.controller,
+            bootstrap_servers=self.bootstrap_servers,
+            version=self.version,
+            log_path=str(self.log_path),
+            work_dir=str(self.work_dir),
+            started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        )
+        self._proc = None
+        return state
+
+    def __enter__(self) -> LocalKafka:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def _prepare_work_dir(self) -> Path:
+        if self._given_work_dir is not None:
+            work = self._given_work_dir
+            work.mkdir(parents=True, exist_ok=True)
+        else:
+            work = Path(tempfile.mkdtemp(prefix="metering-kafka-"))
+        self._work_dir = work
+        (work / "log4j.properties").write_text(config.LOG4J_PROPERTIES)
+        return work
+
+    def _jvm(self, java: str, main_class: str, *args: str) -> list[str]:
+        return [
+            java,
+            f"-Xmx{self.heap}",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{self.work_dir / 'log4j.properties'}",
+            "-cp",
+            f"{self.libs}/*",
+            main_class,
+            *args,
+        ]
+
+    def _format_storage(self, java: str, props: Path) -> None:
+        command = self._jvm(
+            java, "kafka.tools.StorageTool", "format", "--ignore-formatted",
+            "-t", config.new_cluster_id(), "-c", str(props),
+        )  # fmt: skip
+        with self.log_path.open("ab") as out:
+            try:
+                result = subprocess.run(
+                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                    timeout=FORMAT_TIMEOUT_S, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired:
+                raise ServiceUnavailable(
+                    f"formatting Kafka storage took over {FORMAT_TIMEOUT_S:.0f}s; "
+                    f"see {self.log_path}"
+                ) from None
+        if result.returncode != 0:
+            raise ServiceUnavailable(
+                f"formatting Kafka storage failed (exit {result.returncode}); see {self.log_path}"
+            )
+
+    def _spawn(self, java: str, props: Path) -> None:
+        command = self._jvm(java, "kafka.Kafka", str(props))
+        if self._die_with_parent:
+            command = [*process.die_with_parent_prefix(), *command]
+        with self.log_path.open("ab") as out:
+            self._proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                cwd=self.work_dir,
+                start_new_session=True,
+            )
+
+    def _wait_ready(self) -> None:
+        proc = self._proc
+        assert proc is not None
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            code = proc.poll()
+            if code is not None:
+                raise ServiceUnavailable(
+                    f"Kafka broker exited with code {code} during start-up; see {self.log_path}"
+                )
+            remaining = deadline - time.monotonic()
+            if broker_answers(self.bootstrap_servers, timeout_s=max(min(remaining, 5.0), 0.5)):
+                return
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailable(
+                    f"Kafka broker did not answer at {self.bootstrap_servers} within "
+                    f"{self.startup_timeout_s:.0f}s; see {self.log_path}"
+                )
+            _wait(proc, 0.2)  # the poll interval; returns early if the JVM exits
+
+    def _kill(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            process.stop_group(proc.pid, lambda t: _wait(proc, t), grace_s=10.0)
+            proc.wait()
+
+    def _log_tail(self, size: int = 64_000) -> str:
+        try:
+            with self.log_path.open("rb") as handle:
+                handle.seek(max(handle.seek(0, 2) - size, 0))
+                return handle.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def _logged_version(self) -> str | None:
+        found = _VERSION_LINE.findall(self._log_tail(1_000_000))
+        return str(found[-1]) if found else None
+
+
+def _wait(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
