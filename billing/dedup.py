@@ -1,0 +1,52 @@
+"""Idempotency records: what was already applied, keyed by the entry id it produced.
+
+A record remembers the input's content fingerprint (to tell a duplicate from a conflicting
+reuse of the same id) and, for charges, what a later correction needs to know.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from schemas.base import Contract
+from schemas.ledger import Funding, Unit
+
+
+def fingerprint(record: Contract) -> str:
+    """Content hash of a validated input: formatting and key order do not matter."""
+    canonical = record.model_dump_json(round_trip=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeMemo:
+    """The parts of a charge entry a correction refers to."""
+
+    entry_id: str
+    request_id: str
+    api_key_id: str
+    model: str
+    channel: str
+    billing_mode: str
+    status: str
+    started_at: datetime
+    plan: str | None
+    funding: Funding
+    fallback_key_id: str | None
+    catalog_version: str
+    unit: Unit
+    amount: Decimal
+    adjusted: Decimal
+    window_ids: tuple[str | None, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """One applied input. ``at`` (its start or effect time) decides when it may be forgotten."""
+
+    fingerprint: str
+    at: datetime
+    charge: ChargeMemo | None = None

@@ -1,0 +1,1 @@
+"""Offline replay shell: read a ``LOG.jsonl``, fold it with the billing core, write ``OUT.jsonl``."""
