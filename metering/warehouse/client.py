@@ -101,6 +101,9 @@ def connect(url: str) -> Client:
         else:
             client = _open_http(store)
         _clients[store.key] = _Open(os.getpid(), client)
+        logger.info(
+            "opened the ledger store %s (ClickHouse %s)", store.display, client.server_version
+        )
         return client
 
 

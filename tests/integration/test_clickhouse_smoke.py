@@ -1,11 +1,16 @@
-"""The ledger store keeps money exact: Decimal(38, 12) in, the same Decimal out, exact sums."""
+"""The ledger store keeps money exact (Decimal(38, 12) in, the same Decimal out, exact sums),
+and one URL gives one client per process."""
 
 from __future__ import annotations
 
 from decimal import Decimal, localcontext
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+from metering.errors import ConfigError, ServiceUnavailable
+from metering.warehouse import connect
 
 pytestmark = pytest.mark.integration
 
@@ -55,3 +60,44 @@ def test_the_store_reports_its_version(clickhouse_client: Any) -> None:
     # given the session store, when asked for its version, then it is a modern ClickHouse
     version = clickhouse_client.query("SELECT version()").result_rows[0][0]
     assert int(version.split(".")[0]) >= 24
+
+
+# --- one client per store URL --------------------------------------------------------------
+
+
+def test_connecting_again_returns_the_same_client(
+    clickhouse_url: str, clickhouse_client: Any
+) -> None:
+    assert connect(clickhouse_url) is clickhouse_client
+
+
+def test_a_second_chdb_path_in_the_process_is_refused(
+    clickhouse_url: str, clickhouse_client: Any, tmp_path: Path
+) -> None:
+    if not clickhouse_url.startswith("chdb:"):
+        pytest.skip("the session store is a server: this process has no chDB path to protect")
+    # given the session's chDB store open in this process
+    other = tmp_path / "other-chdb"
+    # when another chDB path is asked for
+    with pytest.raises(ConfigError, match="chDB allows one path per process"):
+        connect(f"chdb://{other}")
+    # then nothing was created for it and the session store still answers
+    assert not other.exists()
+    assert clickhouse_client.query("SELECT 1").result_rows == [(1,)]
+
+
+@pytest.mark.parametrize(
+    "url", ["", "mysql://db:3306", "chdb://relative/path", "chdb:///p?x=1", "http://:8123"]
+)
+def test_unsupported_urls_name_the_setting_to_fix(url: str) -> None:
+    with pytest.raises(ConfigError, match="CLICKHOUSE_URL"):
+        connect(url)
+
+
+def test_an_unreachable_server_is_one_line_without_the_password() -> None:
+    with pytest.raises(ServiceUnavailable) as caught:
+        connect("http://user:s3cret@127.0.0.1:1/metering")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "s3cret" not in message
+    assert message.endswith("Connection refused")
