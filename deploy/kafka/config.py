@@ -55,6 +55,22 @@ def new_cluster_id() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
 
 
+def stored_cluster_id(data_dir: Path) -> str | None:
+    """The cluster id a formatted ``data_dir`` belongs to (its ``meta.properties``), if any.
+
+    Formatting again must reuse it: Kafka refuses a storage formatted for another cluster.
+    """
+    try:
+        lines = (data_dir / "meta.properties").read_text().splitlines()
+    except FileNotFoundError:
+        return None
+    for line in lines:
+        key, sep, value = line.partition("=")
+        if sep and key.strip() == "cluster.id":
+            return value.strip()
+    return None
+
+
 def server_properties(ports: BrokerPorts, data_dir: Path, *, partitions: int = 1) -> dict[str, str]:
     """The broker's settings, in the order they are written."""
     return {

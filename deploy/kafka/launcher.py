@@ -231,9 +231,10 @@ class LocalKafka:
         ]
 
     def _format_storage(self, java: str, props: Path) -> None:
+        cluster_id = config.stored_cluster_id(self.work_dir / "data") or config.new_cluster_id()
         command = self._jvm(
             java, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-            "-t", config.new_cluster_id(), "-c", str(props),
+            "-t", cluster_id, "-c", str(props),
         )  # fmt: skip
         with self.log_path.open("ab") as out:
             try:

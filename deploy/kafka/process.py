@@ -39,10 +39,12 @@ def is_alive(pid: int) -> bool:
         return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
+        threads = len(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return True
-    # The state follows the command name, which is in parentheses and may hold spaces.
-    return stat.rpartition(")")[2].split()[0] != "Z"
+    # The state follows the command name, which is in parentheses and may hold spaces. A zombie
+    # leader whose other threads still run (the JVM's main thread exits first) is still alive.
+    return stat.rpartition(")")[2].split()[0] != "Z" or threads > 1
 
 
 def is_broker(pid: int) -> bool:
