@@ -22,6 +22,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from deploy.kafka.process import die_with_parent_prefix
+
 pytestmark = pytest.mark.integration
 T = TypeVar("T")
 
@@ -92,7 +94,8 @@ class WorkerProcess:
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
         with log_path.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-c", script, *argv],
+                # setpriv: the worker gets SIGTERM if this test process dies first.
+                [*die_with_parent_prefix(), sys.executable, "-c", script, *argv],
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -227,4 +230,4 @@ async def test_table_counts_continue_after_a_worker_restart(
         table = await _eventually(lambda: table_is(expected_total), "restored counts", worker)
         assert table == {"acct-0": 15, "acct-1": 15, "acct-2": 15, "acct-3": 5}
     finally:
-        assert worker.stop() is not None
+        worker.stop()
