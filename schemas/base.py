@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
 
 class Contract(BaseModel):
@@ -35,7 +35,7 @@ def format_timestamp(value: datetime) -> str:
 
 
 Timestamp = Annotated[
-    datetime,
+    AwareDatetime,
     Field(description="RFC 3339 timestamp with an offset; normalised to UTC."),
     AfterValidator(_to_utc),
     PlainSerializer(format_timestamp, return_type=str, when_used="json"),
