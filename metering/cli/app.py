@@ -10,7 +10,6 @@ import logging
 import sys
 
 import typer
-from rich.console import Console
 
 from billing.errors import MeteringError
 
@@ -39,7 +38,7 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except MeteringError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.stderr.write(f"error: {exc}\n")
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
