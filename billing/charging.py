@@ -90,9 +90,7 @@ def charge(
     plan = term.plan_at(request.started_at) if term is not None else None
     owned = _owning_windows(state, request.started_at)
     funding: Funding = "subscription"
-    if request.billing_mode == "payg":
-        funding = "payg"
-    elif term is None or any(w.exhausted_at(request.started_at) for w in owned.values() if w):
+    if request.billing_mode == "payg" or term is None or any(w.exhausted_at(request.started_at) for w in owned.values() if w):
         funding = "payg"
     fallback_key = None
     if funding == "payg" and request.billing_mode == "subscription":
@@ -111,7 +109,9 @@ def charge(
         supply_since = point.effective_at if point is not None else None
         multiplier = version.multiplier(supply)
     charge_usd = discounted_usd(list_cost, multiplier)
-    flow_count = flows(list_cost, version.zenmux.flow, request.status) if state.family == "zenmux" else ZERO
+    flow_count = (
+        flows(list_cost, version.zenmux.flow, request.status) if state.family == "zenmux" else ZERO
+    )
     amount = flow_count if state.family == "zenmux" else charge_usd
     debit_amount, overshoot = ZERO, ZERO
     late = any(w is not None and w.resets_at <= late_before for w in owned.values())
@@ -125,7 +125,7 @@ def charge(
         late = late or straggler or any(w.resets_at <= late_before for w in debited.values() if w)
         emitted += crossing
     # Step 6.
-    ids = tuple(owned[k].window_id if owned.get(k) else None for k in ("5h", "7d", "period"))
+    ids = tuple(w.window_id if (w := owned.get(k)) is not None else None for k in ("5h", "7d", "period"))
     entry = LedgerEntry(
         schema_version=1,
         entry_id=entry_id,
@@ -210,7 +210,9 @@ def _refusal(
         return Rejection("unknown_account", f"account {request.account_id} has no subscription")
     version = catalog.at(request.started_at)
     if version is None:
-        return Rejection("unknown_model", f"no catalog version is in effect at {request.started_at}")
+        return Rejection(
+            "unknown_model", f"no catalog version is in effect at {request.started_at}"
+        )
     if request.model not in version.models:
         return Rejection(
             "unknown_model", f"model {request.model} is not in catalog {version.version}"
@@ -273,13 +275,13 @@ def _debit_windows(
     emitted: list[Emitted] = []
     overshoot = ZERO
     by_id = {w.window_id: w for w in windows}
-    for kind, window in owned.items():
+    for owned_kind, window in owned.items():
         if window is None:
-            debited[kind] = None
+            debited[owned_kind] = None
             continue
         result = debit(window, amount, request.completed_at)
         by_id[window.window_id] = result.window
-        debited[kind] = result.window
+        debited[owned_kind] = result.window
         overshoot = max(overshoot, result.overshoot)
         if result.crossed:
             emitted.append(

@@ -16,6 +16,7 @@ from billing.policy import Policy
 from billing.routing import publish
 from billing.windows import reset_if_due
 from schemas.ledger import Unit
+from schemas.routing import RoutingReason
 
 
 def unit_of(state: AccountState) -> Unit:
@@ -47,14 +48,18 @@ def advance(
             if was_reset:
                 reset_any = True
                 emitted.append(
-                    quota_event(state.account_id, window, unit_of(state), "restored", "reset", instant)
+                    quota_event(
+                        state.account_id, window, unit_of(state), "restored", "reset", instant
+                    )
                 )
             windows.append(window)
         state = replace(state, windows=tuple(windows), now=max(state.now, instant))
         ended = [t for t in state.terms if t.end == instant]
-        reason = (
-            "reset" if reset_any else "canceled" if ended and ended[0].ended_at else "period_ended"
-        )
+        reason: RoutingReason = "period_ended"
+        if reset_any:
+            reason = "reset"
+        elif ended and ended[0].ended_at is not None:
+            reason = "canceled"
         state, routes = publish(state, instant, reason)
         emitted += routes
     event_clock = max(state.event_clock, to) if by_event else state.event_clock

@@ -49,7 +49,9 @@ def adjust(
     if prior is not None:
         if prior.fingerprint == print_:
             return Duplicate(entry_id)
-        return Rejection("conflict", f"adjustment {adjustment.adjustment_id} reused with different content")
+        return Rejection(
+            "conflict", f"adjustment {adjustment.adjustment_id} reused with different content"
+        )
     if state is None:
         return Rejection("unknown_account", f"account {adjustment.account_id} has no subscription")
     memo = original.charge if original is not None else None
@@ -73,7 +75,14 @@ def adjust(
                 if lifted:
                     restored = True
                     emitted.append(
-                        quota_event(state.account_id, window, memo.unit, "restored", "correction", adjustment.at)
+                        quota_event(
+                            state.account_id,
+                            window,
+                            memo.unit,
+                            "restored",
+                            "correction",
+                            adjustment.at,
+                        )
                     )
             windows.append(window)
         state = replace(state, windows=tuple(windows))
@@ -123,5 +132,6 @@ def adjust(
     if restored:
         state, routes = publish(state, state.now, "correction")
         emitted += routes
-    updated = replace(original, charge=replace(memo, adjusted=memo.adjusted + adjustment.amount))  # type: ignore[arg-type]
+    assert original is not None
+    updated = replace(original, charge=replace(memo, adjusted=memo.adjusted + adjustment.amount))
     return Adjusted(state, Seen(print_, adjustment.at), updated, emitted)

@@ -130,7 +130,9 @@ class Engine:
         timeline = self.discounts.get(model)
         return None if timeline is None else timeline.at(instant)
 
-    def _charge(self, request: GatewayRequest, source: Source) -> list[Emitted] | Rejection | Duplicate:
+    def _charge(
+        self, request: GatewayRequest, source: Source
+    ) -> list[Emitted] | Rejection | Duplicate:
         key = charge_entry_id(request.account_id, request.request_id)
         outcome = charge(
             self.accounts.get(request.account_id),
@@ -147,7 +149,9 @@ class Engine:
         self.seen[key] = outcome.seen
         return outcome.emitted
 
-    def _adjust(self, adjustment: Adjustment, source: Source) -> list[Emitted] | Rejection | Duplicate:
+    def _adjust(
+        self, adjustment: Adjustment, source: Source
+    ) -> list[Emitted] | Rejection | Duplicate:
         key = adjustment_entry_id(adjustment.account_id, adjustment.adjustment_id)
         outcome = adjust(
             self.accounts.get(adjustment.account_id),
@@ -168,7 +172,9 @@ class Engine:
         key = stable_id("ls", event.account_id, fingerprint(event))
         if key in self.seen:
             return Duplicate(key)
-        outcome = apply_subscription(self.accounts.get(event.account_id), event, self.catalog, self.policy)
+        outcome = apply_subscription(
+            self.accounts.get(event.account_id), event, self.catalog, self.policy
+        )
         if not isinstance(outcome, Applied):
             return outcome
         self.accounts[event.account_id] = outcome.state
@@ -178,7 +184,9 @@ class Engine:
     def _discount(self, change: DiscountChange) -> list[Emitted] | Rejection | Duplicate:
         version = self.catalog.at(change.effective_at) or self.catalog.latest
         if change.model not in version.models:
-            return Rejection("unknown_model", f"model {change.model} is not in catalog {version.version}")
+            return Rejection(
+                "unknown_model", f"model {change.model} is not in catalog {version.version}"
+            )
         timeline = self.discounts.get(change.model, DiscountTimeline())
         point = DiscountPoint(change.effective_at, change.supply_state)
         updated = timeline.with_point(point, self.policy.dedup_horizon)
@@ -192,7 +200,9 @@ class Engine:
         self.discounts[change.model] = updated
         return []
 
-    def dead_letter(self, source: Source, payload: bytes, key: str | None, why: Rejection) -> Emitted:
+    def dead_letter(
+        self, source: Source, payload: bytes, key: str | None, why: Rejection
+    ) -> Emitted:
         """The record as received (secrets redacted), where it came from, and why it was refused."""
         clean, _ = redact(payload[: self.policy.max_payload_bytes])
         letter = DeadLetter(

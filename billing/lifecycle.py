@@ -73,8 +73,12 @@ def apply_subscription(
                     "subscription_rejected",
                     f"account {event.account_id} already has an active subscription",
                 )
-            term = Term(event.period_start, event.period_end, event.paid_usd, ((event.at, event.plan),))
-            state = replace(state, family=event.plan_family, terms=(*state.terms, term), scheduled_plan=None)
+            term = Term(
+                event.period_start, event.period_end, event.paid_usd, ((event.at, event.plan),)
+            )
+            state = replace(
+                state, family=event.plan_family, terms=(*state.terms, term), scheduled_plan=None
+            )
             state, changes = _open_period(state, term, catalog)
             reason = "started"
         case SubscriptionUpgraded():
@@ -144,7 +148,9 @@ def _renew(
                 ended = max(window.exhaustions[-1].start, event.period_start)
                 window = window.end_exhaustion(ended)
                 changes.append(
-                    quota_event(state.account_id, window, unit_of(state), "restored", "renewed", ended)
+                    quota_event(
+                        state.account_id, window, unit_of(state), "restored", "renewed", ended
+                    )
                 )
         windows.append(window)
     state = replace(state, windows=tuple(windows))
@@ -158,7 +164,9 @@ def _replace_term(state: AccountState, old: Term, new: Term) -> AccountState:
     return replace(state, terms=tuple(new if t is old else t for t in state.terms))
 
 
-def _open_period(state: AccountState, term: Term, catalog: Catalog) -> tuple[AccountState, list[Emitted]]:
+def _open_period(
+    state: AccountState, term: Term, catalog: Catalog
+) -> tuple[AccountState, list[Emitted]]:
     """The billing period is a window too: capped at the included usage (ZenMux: catalog)."""
     version = catalog.at(term.period_start) or catalog.at(term.plans[0][0]) or catalog.latest
     cap = caps(version, state.family, term.plan, term.paid_usd)["period"]
@@ -183,12 +191,18 @@ def _recap(
     windows = []
     emitted: list[Emitted] = []
     for window in state.windows:
-        if window.contains(at) and (window.kind != "period" or window.opened_at == term.period_start):
+        if window.contains(at) and (
+            window.kind != "period" or window.opened_at == term.period_start
+        ):
             window, change = recap(window, new_caps[window.kind], at)
             if change == "restored":
                 reason: QuotaReason = "upgrade" if why == "upgrade" else "renewed"
-                emitted.append(quota_event(state.account_id, window, unit_of(state), "restored", reason, at))
+                emitted.append(
+                    quota_event(state.account_id, window, unit_of(state), "restored", reason, at)
+                )
             elif change == "exhausted":
-                emitted.append(quota_event(state.account_id, window, unit_of(state), "exhausted", why, at))
+                emitted.append(
+                    quota_event(state.account_id, window, unit_of(state), "exhausted", why, at)
+                )
         windows.append(window)
     return replace(state, windows=tuple(windows)), emitted

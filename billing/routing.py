@@ -33,7 +33,9 @@ def derive(state: AccountState, at: datetime) -> tuple[Route, str | None, dateti
     return "blocked", None, until
 
 
-def publish(state: AccountState, at: datetime, reason: RoutingReason) -> tuple[AccountState, list[Emitted]]:
+def publish(
+    state: AccountState, at: datetime, reason: RoutingReason
+) -> tuple[AccountState, list[Emitted]]:
     """Emit a routing state if the route at ``at`` differs from the last one published."""
     route, key, until = derive(state, at)
     last = state.route

@@ -100,7 +100,9 @@ def debit(window: Window, amount: Decimal, completed_at: datetime) -> Debit:
     if window.cap is None:
         return Debit(updated, ZERO, False)
     overshoot = max(ZERO, after - max(window.cap, before))
-    crossed = not window.is_exhausted and after >= window.cap and (before < window.cap or amount > 0)
+    crossed = (
+        not window.is_exhausted and after >= window.cap and (before < window.cap or amount > 0)
+    )
     if crossed and completed_at < window.resets_at:
         return Debit(updated.start_exhaustion(completed_at), overshoot, True)
     return Debit(updated, overshoot, False)

@@ -25,7 +25,9 @@ class Settings(BaseSettings):
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "METERING_KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "METERING_KAFKA_BOOTSTRAP_SERVERS"
+        ),
         description="KAFKA_BOOTSTRAP_SERVERS: an external broker; unset = the local launcher.",
     )
     clickhouse_url: str | None = Field(
@@ -44,11 +46,15 @@ class Settings(BaseSettings):
         description="METERING_TOPIC_PREFIX: prepended to every topic name.",
     )
     partitions: int = Field(
-        default=4, ge=1, validation_alias=AliasChoices("METERING_PARTITIONS"),
+        default=4,
+        ge=1,
+        validation_alias=AliasChoices("METERING_PARTITIONS"),
         description="METERING_PARTITIONS: partitions of every topic created on start.",
     )
     replication_factor: int = Field(
-        default=1, ge=1, validation_alias=AliasChoices("METERING_REPLICATION_FACTOR"),
+        default=1,
+        ge=1,
+        validation_alias=AliasChoices("METERING_REPLICATION_FACTOR"),
         description="METERING_REPLICATION_FACTOR: replication of every topic created on start.",
     )
     catalog_path: Path | None = Field(

@@ -14,8 +14,9 @@ def render_schemas() -> dict[str, str]:
     """File name → JSON text, one per topic; inputs in validation mode, outputs as written."""
     files: dict[str, str] = {}
     for topic, adapter in CONTRACTS.items():
-        mode = "validation" if topic in (*INPUT_TOPICS, TICKS) else "serialization"
-        schema = adapter.json_schema(mode=mode)
+        schema = adapter.json_schema(
+            mode="validation" if topic in (*INPUT_TOPICS, TICKS) else "serialization"
+        )
         schema["$id"] = f"urn:llm-metering:{topic}:v1"
         schema["title"] = topic
         files[f"{topic}.schema.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from schemas.base import Contract, Count, Identifier, Money, ModelSlug, Timestamp
+from schemas.base import Contract, Count, Identifier, ModelSlug, Money, Timestamp
 from schemas.discounts import SupplyState
 from schemas.requests import BillingMode, Channel, RequestStatus
 from schemas.subscriptions import PlanFamily

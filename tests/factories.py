@@ -82,7 +82,9 @@ def started(
     }
 
 
-def lifecycle(kind: str, account: str = "acct_1", *, when: datetime, **fields: Any) -> dict[str, Any]:
+def lifecycle(
+    kind: str, account: str = "acct_1", *, when: datetime, **fields: Any
+) -> dict[str, Any]:
     event = {"schema_version": 1, "account_id": account, "type": kind, "at": ts(when)}
     for name, value in fields.items():
         event[name] = ts(value) if isinstance(value, datetime) else value
@@ -93,7 +95,14 @@ def discount(model: str, state: str, when: datetime) -> dict[str, Any]:
     return {"schema_version": 1, "model": model, "supply_state": state, "effective_at": ts(when)}
 
 
-def adjustment(entry_id: str, amount: str, *, account: str = "acct_1", when: datetime, adjustment_id: str | None = None) -> dict[str, Any]:
+def adjustment(
+    entry_id: str,
+    amount: str,
+    *,
+    account: str = "acct_1",
+    when: datetime,
+    adjustment_id: str | None = None,
+) -> dict[str, Any]:
     return {
         "schema_version": 1,
         "adjustment_id": adjustment_id or f"adj_{next(_ids)}",
@@ -103,8 +112,6 @@ def adjustment(entry_id: str, amount: str, *, account: str = "acct_1", when: dat
         "reason": "customer support refund",
         "at": ts(when),
     }
-
-
 
 
 def topic_for(value: dict[str, Any]) -> str:
@@ -121,7 +128,9 @@ def encode(value: dict[str, Any]) -> bytes:
     return json.dumps(value).encode()
 
 
-def records(values: list[dict[str, Any] | bytes], topic: str | None = None) -> list[tuple[Source, bytes, str | None]]:
+def records(
+    values: list[dict[str, Any] | bytes], topic: str | None = None
+) -> list[tuple[Source, bytes, str | None]]:
     """Log records in order, offsets numbered from 0."""
     out = []
     for offset, value in enumerate(values):

@@ -30,7 +30,9 @@ def _expand_includes(version: dict[str, Any], where: str) -> None:
         parent = plan.pop("includes", None)
         while parent is not None:
             if parent in seen or parent not in plans:
-                raise CatalogError(where, f"zenmux.plans.{name}.includes", f"unknown plan {parent!r}")
+                raise CatalogError(
+                    where, f"zenmux.plans.{name}.includes", f"unknown plan {parent!r}"
+                )
             seen.add(parent)
             models.extend(plans[parent].get("models", []) or [])
             parent = plans[parent].get("includes")

@@ -33,7 +33,9 @@ def _register() -> None:
 
 def main() -> None:
     """Run the CLI; a ``MeteringError`` prints ``error: <reason>`` and exits 1."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     _register()
     try:
         app(standalone_mode=False)

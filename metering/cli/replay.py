@@ -20,10 +20,16 @@ app = typer.Typer(help="Fold an event log offline with the same core the workers
 
 @app.callback(invoke_without_command=True)
 def replay(
-    input: Annotated[Path, typer.Option("--input", "-i", help="LOG.jsonl: {topic, value} per line.")],
+    input: Annotated[
+        Path, typer.Option("--input", "-i", help="LOG.jsonl: {topic, value} per line.")
+    ],
     output: Annotated[Path, typer.Option("--output", "-o", help="OUT.jsonl to write.")],
-    catalog: Annotated[Path | None, typer.Option(help="Catalog YAML (default: METERING_CATALOG or shipped).")] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")] = False,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog YAML (default: METERING_CATALOG or shipped).")
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar, no summary.")
+    ] = False,
 ) -> None:
     """Replay INPUT and write every ledger, quota, routing and DLQ record to OUTPUT."""
     if not input.is_file():
@@ -41,7 +47,9 @@ def replay(
         transient=True,
     ) as progress:
         task = progress.add_task("replaying", total=size)
-        summary = replay_file(input, output, loaded, on_progress=lambda done: progress.update(task, completed=done))
+        summary = replay_file(
+            input, output, loaded, on_progress=lambda done: progress.update(task, completed=done)
+        )
     if not quiet:
         console.print(summary_table(summary))
 
@@ -54,11 +62,19 @@ def summary_table(summary: ReplaySummary) -> Table:
     table.add_row("ledger entries", str(summary.outputs["metering.ledger"]), "")
     for funding in ("subscription", "payg", "unfunded"):
         usd = summary.funding_usd.get(funding)
-        table.add_row(f"  funded by {funding}", str(summary.funding_entries[funding]), f"${usd:.6f}" if usd is not None else "")
+        table.add_row(
+            f"  funded by {funding}",
+            str(summary.funding_entries[funding]),
+            f"${usd:.6f}" if usd is not None else "",
+        )
     table.add_row("  flows charged", "", f"{summary.flows:.6f}")
     table.add_row("exhausted", str(summary.exhausted), "")
     table.add_row("restored", str(summary.restored), "")
     table.add_row("routing changes", str(summary.outputs["metering.routing"]), "")
     table.add_row("duplicates ignored", str(summary.duplicates), "")
-    table.add_row("dead letters", str(sum(summary.dead_letters.values())), ", ".join(f"{k}={v}" for k, v in sorted(summary.dead_letters.items())))
+    table.add_row(
+        "dead letters",
+        str(sum(summary.dead_letters.values())),
+        ", ".join(f"{k}={v}" for k, v in sorted(summary.dead_letters.items())),
+    )
     return table

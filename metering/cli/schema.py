@@ -14,7 +14,9 @@ app = typer.Typer(help="The wire contract as JSON Schema.", no_args_is_help=True
 
 @app.command("export")
 def export(
-    directory: Annotated[Path, typer.Argument(help="Where to write <topic>.schema.json files.")] = EXPORT_DIR,
+    directory: Annotated[
+        Path, typer.Argument(help="Where to write <topic>.schema.json files.")
+    ] = EXPORT_DIR,
 ) -> None:
     """Write one JSON Schema file per topic."""
     for path in export_schemas(directory):

@@ -100,7 +100,9 @@ def parse_line(line: str, number: int) -> LogRecord:
     if not isinstance(partition, int) or not isinstance(offset, int):
         raise MalformedLine("'partition' and 'offset' must be integers")
     source = Source(topic, partition, offset, _timestamp(members.get("timestamp", (None, ""))[0]))
-    return LogRecord(source, members["value"][1].encode("utf-8"), key if isinstance(key, str) else None)
+    return LogRecord(
+        source, members["value"][1].encode("utf-8"), key if isinstance(key, str) else None
+    )
 
 
 def read_log(stream: IO[bytes]) -> Iterator[LogRecord | BadLine]:

@@ -41,7 +41,9 @@ class ReplaySummary:
         value = item.value
         if isinstance(value, LedgerEntry):
             self.funding_entries[value.funding] += 1
-            self.funding_usd[value.funding] = self.funding_usd.get(value.funding, Decimal(0)) + value.charge_usd
+            self.funding_usd[value.funding] = (
+                self.funding_usd.get(value.funding, Decimal(0)) + value.charge_usd
+            )
             self.flows += value.flows
         elif isinstance(value, QuotaEvent):
             if value.type == "exhausted":

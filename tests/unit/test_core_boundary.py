@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 CORE = sorted((Path(__file__).resolve().parents[2] / "billing").rglob("*.py"))
-FORBIDDEN_MODULES = ("faust", "aiokafka", "clickhouse_connect", "chdb", "os", "time", "random", "socket", "logging")
+FORBIDDEN_MODULES = (
+    "faust",
+    "aiokafka",
+    "clickhouse_connect",
+    "chdb",
+    "os",
+    "time",
+    "random",
+    "socket",
+    "logging",
+)
 CLOCK_CALLS = {("datetime", "now"), ("datetime", "utcnow"), ("date", "today")}
 
 

@@ -19,18 +19,36 @@ from tests.unit.billing.conftest import run_scenario
 @pytest.mark.parametrize(
     ("mutate", "code", "phrase"),
     [
-        (lambda r: {**r, "usage": {**r["usage"], "input_tokens": -1}}, "invalid", "greater than or equal to 0"),
-        (lambda r: {**r, "completed_at": "2026-11-02T08:00:00Z"}, "invalid", "completed_at is before started_at"),
+        (
+            lambda r: {**r, "usage": {**r["usage"], "input_tokens": -1}},
+            "invalid",
+            "greater than or equal to 0",
+        ),
+        (
+            lambda r: {**r, "completed_at": "2026-11-02T08:00:00Z"},
+            "invalid",
+            "completed_at is before started_at",
+        ),
         (lambda r: {**r, "surprise": 1}, "invalid", "surprise: Extra inputs are not permitted"),
-        (lambda r: {**r, "usage": {**r["usage"], "output_tokens": "10"}}, "invalid", "valid integer"),
+        (
+            lambda r: {**r, "usage": {**r["usage"], "output_tokens": "10"}},
+            "invalid",
+            "valid integer",
+        ),
         (lambda r: {**r, "started_at": "2026-11-02T09:00:00"}, "invalid", "timezone"),
         (lambda r: {**r, "account_id": "acct_unknown"}, "unknown_account", "no subscription"),
         (lambda r: {**r, "model": "acme/unknown-model"}, "unknown_model", "not in catalog"),
-        (lambda r: {**r, "model": "openai/gpt-5.2-pro"}, "model_not_allowed", "not allowed on the zenmux pro plan"),
+        (
+            lambda r: {**r, "model": "openai/gpt-5.2-pro"},
+            "model_not_allowed",
+            "not allowed on the zenmux pro plan",
+        ),
         (lambda r: {**r, "api_key_id": "sk-ss-v1-abcdef123456"}, "secret", "redacted"),
     ],
 )
-def test_invalid_request_goes_to_dlq_with_reason_and_worker_keeps_going(mutate, code, phrase) -> None:  # type: ignore[no-untyped-def]
+def test_invalid_request_goes_to_dlq_with_reason_and_worker_keeps_going(
+    mutate, code, phrase
+) -> None:  # type: ignore[no-untyped-def]
     bad = mutate(request(start=at(1)))
     good = request(start=at(2))
     result = run_scenario([started(), bad, good])
@@ -52,7 +70,14 @@ def test_secret_is_redacted_from_the_dead_letter_bytes() -> None:
 
 @pytest.mark.parametrize(
     "payload",
-    [b"{not json", b"\xff\xfe\x00garbage", b"[" * 5000 + b"]" * 5000, b'{"schema_version": 1e400}', b"null", b"x" * 70_000],
+    [
+        b"{not json",
+        b"\xff\xfe\x00garbage",
+        b"[" * 5000 + b"]" * 5000,
+        b'{"schema_version": 1e400}',
+        b"null",
+        b"x" * 70_000,
+    ],
 )
 def test_unparseable_payloads_are_kept_with_their_bytes(payload: bytes) -> None:
     engine = Engine(load_catalog(), accounts={}, seen={}, discounts={})
@@ -69,7 +94,9 @@ def test_future_timestamp_is_judged_against_the_record_ingest_time() -> None:
     future = request(start=at(30))
     result = engine.process(Source(topics.REQUESTS, ingest_time=at(20)), encode(future))
     assert result.emitted[0].value.code == "future_timestamp"  # type: ignore[attr-defined]
-    on_time = engine.process(Source(topics.REQUESTS, ingest_time=at(40)), encode(request(start=at(30))))
+    on_time = engine.process(
+        Source(topics.REQUESTS, ingest_time=at(40)), encode(request(start=at(30)))
+    )
     assert on_time.emitted[0].topic == topics.LEDGER
 
 
@@ -96,7 +123,13 @@ def test_same_request_id_with_different_content_is_a_conflict_in_the_dlq() -> No
 
 
 def test_request_older_than_the_dedup_horizon_is_dead_lettered_not_charged() -> None:
-    result = run_scenario([started(when=at(days=-60), period_days=90), request(start=at(0)), request(start=at(days=-45))])
+    result = run_scenario(
+        [
+            started(when=at(days=-60), period_days=90),
+            request(start=at(0)),
+            request(start=at(days=-45)),
+        ]
+    )
     assert len(result.ledger) == 1 and result.dead[0].code == "too_late"
 
 

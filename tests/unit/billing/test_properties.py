@@ -13,7 +13,12 @@ from hypothesis import strategies as st
 from tests.factories import at, discount, lifecycle, request, started
 from tests.unit.billing.conftest import run_scenario
 
-MODELS = ["openai/gpt-5.2", "z-ai/glm-4.7", "anthropic/claude-sonnet-4.5", "nanobanana/nanobanana-pro"]
+MODELS = [
+    "openai/gpt-5.2",
+    "z-ai/glm-4.7",
+    "anthropic/claude-sonnet-4.5",
+    "nanobanana/nanobanana-pro",
+]
 ACCOUNTS = {"acct_z": ("zenmux", "pro", "20"), "acct_l": ("lilac", "basic", "10")}
 
 
@@ -21,7 +26,8 @@ ACCOUNTS = {"acct_z": ("zenmux", "pro", "20"), "acct_l": ("lilac", "basic", "10"
 def logs(draw: st.DrawFn) -> list[dict[str, Any]]:
     """A plausible log: both families, out-of-order requests, discounts, lifecycle changes."""
     values: list[dict[str, Any]] = [
-        started(acct, family=fam, plan=plan, paid=paid) for acct, (fam, plan, paid) in ACCOUNTS.items()
+        started(acct, family=fam, plan=plan, paid=paid)
+        for acct, (fam, plan, paid) in ACCOUNTS.items()
     ]
     n = draw(st.integers(min_value=1, max_value=60))
     for i in range(n):
@@ -44,11 +50,27 @@ def logs(draw: st.DrawFn) -> list[dict[str, Any]]:
                 )
             )
         elif kind == "discount":
-            values.append(discount(draw(st.sampled_from(MODELS)), draw(st.sampled_from(["low", "medium", "high", "surplus"])), at(minute)))
+            values.append(
+                discount(
+                    draw(st.sampled_from(MODELS)),
+                    draw(st.sampled_from(["low", "medium", "high", "surplus"])),
+                    at(minute),
+                )
+            )
         elif kind == "fallback":
-            values.append(lifecycle("fallback_configured", account, when=at(minute), enabled=True, fallback_key_id="kp"))
+            values.append(
+                lifecycle(
+                    "fallback_configured",
+                    account,
+                    when=at(minute),
+                    enabled=True,
+                    fallback_key_id="kp",
+                )
+            )
         else:
-            values.append(lifecycle("upgraded", account, when=at(minute), plan="max", paid_usd="90"))
+            values.append(
+                lifecycle("upgraded", account, when=at(minute), plan="max", paid_usd="90")
+            )
     return values
 
 
@@ -81,7 +103,10 @@ def test_subscription_charges_equal_window_debits(values: list[dict[str, Any]]) 
         for window in state.windows:
             assert window.consumed == per_window.get(window.window_id, Decimal(0)), window.window_id
     funded = sum((e.debit for e in run.ledger if e.funding == "subscription"), Decimal(0))
-    periods = sum((w.consumed for s in run.engine.accounts.values() for w in s.windows if w.kind == "period"), Decimal(0))
+    periods = sum(
+        (w.consumed for s in run.engine.accounts.values() for w in s.windows if w.kind == "period"),
+        Decimal(0),
+    )
     assert funded == periods
 
 
@@ -96,7 +121,9 @@ def test_no_request_is_charged_twice(values: list[dict[str, Any]]) -> None:
 
 @PROPERTY
 @given(logs(), st.data())
-def test_shuffling_duplicates_into_the_log_changes_nothing(values: list[dict[str, Any]], data: st.DataObject) -> None:
+def test_shuffling_duplicates_into_the_log_changes_nothing(
+    values: list[dict[str, Any]], data: st.DataObject
+) -> None:
     baseline = run_scenario(values)
     noisy = list(values)
     for value in values:

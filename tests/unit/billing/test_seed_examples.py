@@ -15,10 +15,14 @@ def within(value: Decimal, target: Decimal, tolerance: str = "0.10") -> bool:
     return abs(value - target) <= target * Decimal(tolerance)
 
 
-def test_lilac_glm_request_worth_one_dollar_at_75_percent_off_uses_25_cents(catalog: Catalog) -> None:
+def test_lilac_glm_request_worth_one_dollar_at_75_percent_off_uses_25_cents(
+    catalog: Catalog,
+) -> None:
     # given a request whose list cost is exactly $1.00 on GLM 4.7 ($0.60/M input, $2.20/M output)
     # and GLM in Surplus supply (75% off) for subscriptions
-    one_dollar = request(start=at(10), model="z-ai/glm-4.7", input_tokens=1_000_000, output_tokens=181_818)
+    one_dollar = request(
+        start=at(10), model="z-ai/glm-4.7", input_tokens=1_000_000, output_tokens=181_818
+    )
     values = [
         started(family="lilac", plan="max", paid="100"),
         discount("z-ai/glm-4.7", "surplus", at(0)),
@@ -39,15 +43,22 @@ def test_lilac_glm_request_worth_one_dollar_at_75_percent_off_uses_25_cents(cata
 def test_lilac_basic_upgraded_to_pro_mid_period_gets_2_5_times_30_minus_spent() -> None:
     # given Basic ($10 → $20 included) with $6 spent at list (Low supply)
     spend = [
-        request(start=at(i), model="anthropic/claude-sonnet-4.5", input_tokens=1_000_000, output_tokens=0)
+        request(
+            start=at(i),
+            model="anthropic/claude-sonnet-4.5",
+            input_tokens=1_000_000,
+            output_tokens=0,
+        )
         for i in range(2)
     ]  # 2 × $3.00 = $6.00
     upgrade = lifecycle("upgraded", when=at(days=15), plan="pro", paid_usd="20")
     after = request(start=at(days=15, minutes=1), model="anthropic/claude-sonnet-4.5")
     # when the account upgrades to Pro for $20 more and uses it
-    result = run_scenario([started(family="lilac", plan="basic", paid="10"), *spend, upgrade, after])
+    result = run_scenario(
+        [started(family="lilac", plan="basic", paid="10"), *spend, upgrade, after]
+    )
     # then included usage is 2.5 × $30 = $75 and what is left is $75 − $6 spent
-    period = [e for e in result.ledger if e.request_id == after["request_id"]][0]
+    period = next(e for e in result.ledger if e.request_id == after["request_id"])
     state = result.engine.accounts["acct_1"]  # type: ignore[union-attr]
     window = next(w for w in state.windows if w.window_id == period.period_id)
     assert window.cap == Decimal("75")
@@ -58,9 +69,13 @@ def test_lilac_basic_upgraded_to_pro_mid_period_gets_2_5_times_30_minus_spent() 
 
 def test_zenmux_pro_50_flows_is_about_200_chats_or_30_images(catalog: Catalog) -> None:
     version = catalog.latest
-    chat = list_cost_usd(version.models["openai/gpt-5.2"], Usage(input_tokens=5000, output_tokens=1000), "ok")
+    chat = list_cost_usd(
+        version.models["openai/gpt-5.2"], Usage(input_tokens=5000, output_tokens=1000), "ok"
+    )
     image = list_cost_usd(
-        version.models["nanobanana/nanobanana-pro"], Usage(input_tokens=0, output_tokens=0, images=1), "ok"
+        version.models["nanobanana/nanobanana-pro"],
+        Usage(input_tokens=0, output_tokens=0, images=1),
+        "ok",
     )
     per_chat = flows(chat, version.zenmux.flow, "ok")
     per_image = flows(image, version.zenmux.flow, "ok")

@@ -47,7 +47,14 @@ def test_next_window_opens_with_the_next_request_not_at_the_reset() -> None:
 
 def test_straggler_from_a_closed_window_is_debited_to_that_window_and_marked_late() -> None:
     straggler = request(start=at(60))
-    result = run_scenario([started(), request(start=at(0)), request(start=at(0) + FIVE_H + timedelta(hours=1)), straggler])
+    result = run_scenario(
+        [
+            started(),
+            request(start=at(0)),
+            request(start=at(0) + FIVE_H + timedelta(hours=1)),
+            straggler,
+        ]
+    )
     entry = result.entry(straggler["request_id"])
     assert entry.window_5h_id == "acct_1/5h/2026-11-02T09:00:00Z"
     assert entry.late is True and entry.funding == "subscription"
@@ -92,7 +99,9 @@ def test_exhaustion_charges_the_crossing_request_in_full_and_records_overshoot()
 
 
 def test_requests_started_after_exhaustion_go_to_fallback_key_when_enabled() -> None:
-    fallback = lifecycle("fallback_configured", when=at(-5), enabled=True, fallback_key_id="key_payg")
+    fallback = lifecycle(
+        "fallback_configured", when=at(-5), enabled=True, fallback_key_id="key_payg"
+    )
     result = run_scenario([started(), fallback, *exhaust_zenmux()])
     after = [e for e in result.ledger if e.started_at >= result.quota[0].at]
     assert after and all(e.funding == "payg" and e.fallback_key_id == "key_payg" for e in after)
@@ -110,7 +119,9 @@ def test_without_fallback_requests_after_exhaustion_are_unfunded_and_route_is_bl
 
 def test_in_flight_request_started_before_exhaustion_is_still_subscription_funded() -> None:
     chats = exhaust_zenmux(count=189)
-    in_flight = request(start=at(150), duration=timedelta(minutes=60))  # completes after the crossing
+    in_flight = request(
+        start=at(150), duration=timedelta(minutes=60)
+    )  # completes after the crossing
     result = run_scenario([started(), *chats, in_flight])
     entry = result.entry(in_flight["request_id"])
     assert result.quota and entry.started_at < result.quota[0].at
@@ -132,7 +143,15 @@ def test_reset_restores_without_further_traffic_and_routes_back_to_subscription(
 def test_lilac_five_hour_cap_is_a_quarter_of_included_usage() -> None:
     # Basic: $20 included → 5h cap $5; Sonnet 4.5 at $3/M input: 2 requests of 1M cross it
     values = [started(family="lilac", plan="basic", paid="10")]
-    values += [request(start=at(i), model="anthropic/claude-sonnet-4.5", input_tokens=1_000_000, output_tokens=0) for i in range(3)]
+    values += [
+        request(
+            start=at(i),
+            model="anthropic/claude-sonnet-4.5",
+            input_tokens=1_000_000,
+            output_tokens=0,
+        )
+        for i in range(3)
+    ]
     result = run_scenario(values)
     assert result.quota[0].cap == Decimal("5") and result.quota[0].window_kind == "5h"
     assert [e.funding for e in result.ledger] == ["subscription", "subscription", "unfunded"]
@@ -140,9 +159,19 @@ def test_lilac_five_hour_cap_is_a_quarter_of_included_usage() -> None:
 
 def test_upgrade_that_raises_the_cap_restores_an_exhausted_window_at_once() -> None:
     values = [started(family="lilac", plan="basic", paid="10")]
-    values += [request(start=at(i), model="anthropic/claude-sonnet-4.5", input_tokens=1_000_000, output_tokens=0) for i in range(2)]
+    values += [
+        request(
+            start=at(i),
+            model="anthropic/claude-sonnet-4.5",
+            input_tokens=1_000_000,
+            output_tokens=0,
+        )
+        for i in range(2)
+    ]
     values += [lifecycle("upgraded", when=at(30), plan="max", paid_usd="90")]
-    after = request(start=at(31), model="anthropic/claude-sonnet-4.5", input_tokens=1_000_000, output_tokens=0)
+    after = request(
+        start=at(31), model="anthropic/claude-sonnet-4.5", input_tokens=1_000_000, output_tokens=0
+    )
     result = run_scenario([*values, after])
     restored = [q for q in result.quota if q.type == "restored"]
     assert restored and restored[0].reason == "upgrade" and restored[0].at == at(30)
@@ -155,7 +184,13 @@ def test_downgrade_applies_at_the_next_renewal_only() -> None:
         started(family="lilac", plan="pro", paid="30", when=at(-60), period_days=30),
         lifecycle("downgrade_scheduled", when=at(0), plan="basic"),
         request(start=at(10), model="z-ai/glm-4.7"),
-        lifecycle("renewed", when=at(-60, days=30), period_start=at(-60, days=30), period_end=at(-60, days=60), paid_usd="10"),
+        lifecycle(
+            "renewed",
+            when=at(-60, days=30),
+            period_start=at(-60, days=30),
+            period_end=at(-60, days=60),
+            paid_usd="10",
+        ),
         request(start=at(days=31), model="z-ai/glm-4.7"),
     ]
     result = run_scenario(values)
@@ -177,20 +212,40 @@ def test_canceled_subscription_stops_subscription_funding() -> None:
 
 
 def test_payg_requests_bill_at_list_and_debit_no_window() -> None:
-    values = [started(family="lilac", plan="pro", paid="30"), discount("z-ai/glm-4.7", "surplus", at(0))]
-    entry = run_scenario([*values, request(start=at(5), model="z-ai/glm-4.7", mode="payg")]).ledger[0]
-    assert entry.funding == "payg" and entry.multiplier == 1 and entry.charge_usd == entry.list_cost_usd
+    values = [
+        started(family="lilac", plan="pro", paid="30"),
+        discount("z-ai/glm-4.7", "surplus", at(0)),
+    ]
+    entry = run_scenario([*values, request(start=at(5), model="z-ai/glm-4.7", mode="payg")]).ledger[
+        0
+    ]
+    assert (
+        entry.funding == "payg"
+        and entry.multiplier == 1
+        and entry.charge_usd == entry.list_cost_usd
+    )
     assert entry.debit == 0 and entry.window_5h_id is None
 
 
 def test_non_ok_requests_pay_only_for_reported_tokens() -> None:
     values = [started()]
-    image = request(start=at(1), model="nanobanana/nanobanana-pro", input_tokens=100, output_tokens=0, images=1, status="error")
+    image = request(
+        start=at(1),
+        model="nanobanana/nanobanana-pro",
+        input_tokens=100,
+        output_tokens=0,
+        images=1,
+        status="error",
+    )
     entry = run_scenario([*values, image]).ledger[0]
     assert entry.list_cost_usd == Decimal("0.0002")
 
 
 def test_studio_and_api_share_one_quota_pool() -> None:
-    values = [started(), request(start=at(1), channel="studio"), request(start=at(2), channel="api")]
+    values = [
+        started(),
+        request(start=at(1), channel="studio"),
+        request(start=at(2), channel="api"),
+    ]
     result = run_scenario(values)
     assert result.ledger[0].window_5h_id == result.ledger[1].window_5h_id
