@@ -21,7 +21,8 @@ demo: kafka-jars
 
 ## Run every test: unit, property, integration and end-to-end on real Kafka and ClickHouse.
 test: kafka-jars
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing" >&2; exit 1; fi; exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

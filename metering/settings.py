@@ -21,7 +21,7 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """Runtime configuration. Unset fields take the embedded single-machine defaults."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,

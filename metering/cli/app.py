@@ -23,12 +23,13 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from metering.cli import kafka, replay, schema, store
+    from metering.cli import demo, kafka, replay, schema, store
 
     app.add_typer(kafka.app, name="kafka")
     app.add_typer(store.app, name="store")
     app.add_typer(replay.app, name="replay")
     app.add_typer(schema.app, name="schema")
+    app.add_typer(demo.app, name="demo")
 
 
 def main() -> None:

@@ -60,10 +60,14 @@ def summary_table(summary: ReplaySummary) -> Table:
     table.add_column("count", justify="right")
     table.add_column("amount", justify="right")
     table.add_row("ledger entries", str(summary.outputs["metering.ledger"]), "")
-    for funding in ("subscription", "payg", "unfunded"):
+    for funding, label in (
+        ("subscription", "subscription"),
+        ("payg", "payg / fallback key"),
+        ("unfunded", "unfunded leakage"),
+    ):
         usd = summary.funding_usd.get(funding)
         table.add_row(
-            f"  funded by {funding}",
+            f"  {label}",
             str(summary.funding_entries[funding]),
             f"${usd:.6f}" if usd is not None else "",
         )

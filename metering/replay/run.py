@@ -55,10 +55,10 @@ class ReplaySummary:
 
 
 def fold_log(
-    stream: IO[bytes], engine: Engine, on_progress: Callable[[int], None] | None = None
+    stream: IO[bytes], replay: Replay, on_progress: Callable[[int], None] | None = None
 ) -> Iterator[Emitted]:
     """Every output of the log, in order; a malformed line becomes a dead letter."""
-    replay = Replay(engine)
+    engine = replay.engine
     for item in read_log(stream):
         if on_progress is not None:
             on_progress(stream.tell())
@@ -90,7 +90,9 @@ def replay_file(
         source.close()
         raise InputError(f"cannot write {output_path}: {exc.strerror or exc}") from None
     with source, output:
-        for item in fold_log(source, engine, on_progress):
+        replay = Replay(engine)
+        for item in fold_log(source, replay, on_progress):
             summary.add(item)
             output.write(output_line(item.topic, item.value.model_dump_json()))
+    summary.duplicates = replay.duplicates
     return summary
