@@ -102,7 +102,7 @@ def test_broken_catalog_fails_at_load_with_file_key_and_reason(
 
 
 def test_unreadable_or_invalid_yaml_is_reported_with_its_file(tmp_path: Path) -> None:
-    with pytest.raises(CatalogError, match="missing.yaml"):
+    with pytest.raises(CatalogError, match=r"missing\.yaml"):
         load_catalog(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("versions: [\n", encoding="utf-8")
