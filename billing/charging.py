@@ -171,24 +171,8 @@ def charge(
     if any(e.topic == topics.QUOTA and e.value.type == "exhausted" for e in emitted):  # type: ignore[attr-defined]
         state, routes = publish(state, state.now, "exhausted")
         emitted += routes
-    memo = ChargeMemo(
-        entry_id=entry_id,
-        request_id=request.request_id,
-        api_key_id=request.api_key_id,
-        model=request.model,
-        channel=request.channel,
-        billing_mode=request.billing_mode,
-        status=request.status,
-        started_at=request.started_at,
-        plan=plan,
-        funding=funding,
-        fallback_key_id=fallback_key,
-        catalog_version=version.version,
-        unit=entry.unit if funding == "subscription" else "usd",
-        amount=debit_amount if funding == "subscription" else charge_usd,
-        adjusted=ZERO,
-        window_ids=(ids[0], ids[1], ids[2]),
-    )
+    amount_due = debit_amount if funding == "subscription" else charge_usd
+    memo = ChargeMemo.of(entry, amount_due)
     return Charged(state, Seen(print_, request.started_at, memo), emitted)
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from schemas.base import Contract
-from schemas.ledger import Funding, Unit
+from schemas.ledger import Funding, LedgerEntry, Unit
 
 
 def fingerprint(record: Contract) -> str:
@@ -41,6 +41,28 @@ class ChargeMemo:
     amount: Decimal
     adjusted: Decimal
     window_ids: tuple[str | None, str | None, str | None]
+
+    @classmethod
+    def of(cls, entry: LedgerEntry, amount: Decimal) -> ChargeMemo:
+        """What to remember of a charge entry; ``amount`` is what a correction may give back."""
+        return cls(
+            entry_id=entry.entry_id,
+            request_id=entry.request_id,
+            api_key_id=entry.api_key_id,
+            model=entry.model,
+            channel=entry.channel,
+            billing_mode=entry.billing_mode,
+            status=entry.status,
+            started_at=entry.started_at,
+            plan=entry.plan,
+            funding=entry.funding,
+            fallback_key_id=entry.fallback_key_id,
+            catalog_version=entry.catalog_version,
+            unit=entry.unit if entry.funding == "subscription" else "usd",
+            amount=amount,
+            adjusted=Decimal(0),
+            window_ids=(entry.window_5h_id, entry.window_7d_id, entry.period_id),
+        )
 
 
 @dataclass(frozen=True, slots=True)
