@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import re
 import shutil
 import subprocess
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from deploy.kafka import config, jars, process
+from deploy.kafka.jvm import Jvm, log_tail, logged_version
 from deploy.kafka.probe import broker_answers
 from deploy.kafka.state import BrokerState
 from metering.errors import ServiceUnavailable
@@ -25,9 +25,7 @@ from metering.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
-_VERSION_LINE = re.compile(r"Kafka version: (\S+)")
 _BIND_FAILED = "Address already in use"
-FORMAT_TIMEOUT_S = 120.0
 
 
 class LocalKafka:
@@ -129,6 +127,7 @@ class LocalKafka:
             )
         jars.broker_version(self.libs)
         work = self._prepare_work_dir()
+        jvm = Jvm(java, self.libs, self.heap, work / "log4j.properties")
         for attempt in (1, 2):
             # Step 2.
             self._ports = config.pick_ports()
@@ -138,22 +137,25 @@ class LocalKafka:
             )
             props.write_text(config.render_properties(values))
             # Step 3.
-            self._format_storage(java, props)
+            jvm.format_storage(props, work / "data", self.log_path)
             # Step 4.
-            self._spawn(java, props)
+            self._proc = jvm.spawn_broker(
+                props, self.log_path, die_with_parent=self._die_with_parent
+            )
             # Step 5.
             started = time.monotonic()
             try:
                 self._wait_ready()
-            except ServiceUnavailable:
+            except BaseException as exc:  # Ctrl-C included: never leave the JVM behind
                 self._kill()
-                if attempt == 1 and _BIND_FAILED in self._log_tail():
+                retry = isinstance(exc, ServiceUnavailable) and attempt == 1
+                if retry and _BIND_FAILED in log_tail(self.log_path):
                     log.warning("kafka: a port was taken during start-up; retrying")
                     continue
                 raise
             break
         # Step 6.
-        self._version = self._logged_version()
+        self._version = logged_version(self.log_path)
         atexit.register(self.stop)
         log.info(
             "kafka: Apache Kafka %s answering at %s after %.1fs (log %s)",
@@ -218,54 +220,6 @@ class LocalKafka:
         (work / "log4j.properties").write_text(config.LOG4J_PROPERTIES)
         return work
 
-    def _jvm(self, java: str, main_class: str, *args: str) -> list[str]:
-        return [
-            java,
-            f"-Xmx{self.heap}",
-            "-Djava.awt.headless=true",
-            f"-Dlog4j.configuration=file:{self.work_dir / 'log4j.properties'}",
-            "-cp",
-            f"{self.libs}/*",
-            main_class,
-            *args,
-        ]
-
-    def _format_storage(self, java: str, props: Path) -> None:
-        cluster_id = config.stored_cluster_id(self.work_dir / "data") or config.new_cluster_id()
-        command = self._jvm(
-            java, "kafka.tools.StorageTool", "format", "--ignore-formatted",
-            "-t", cluster_id, "-c", str(props),
-        )  # fmt: skip
-        with self.log_path.open("ab") as out:
-            try:
-                result = subprocess.run(
-                    command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                    timeout=FORMAT_TIMEOUT_S, check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired:
-                raise ServiceUnavailable(
-                    f"formatting Kafka storage took over {FORMAT_TIMEOUT_S:.0f}s; "
-                    f"see {self.log_path}"
-                ) from None
-        if result.returncode != 0:
-            raise ServiceUnavailable(
-                f"formatting Kafka storage failed (exit {result.returncode}); see {self.log_path}"
-            )
-
-    def _spawn(self, java: str, props: Path) -> None:
-        command = self._jvm(java, "kafka.Kafka", str(props))
-        if self._die_with_parent:
-            command = [*process.die_with_parent_prefix(), *command]
-        with self.log_path.open("ab") as out:
-            self._proc = subprocess.Popen(
-                command,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                cwd=self.work_dir,
-                start_new_session=True,
-            )
-
     def _wait_ready(self) -> None:
         proc = self._proc
         assert proc is not None
@@ -291,18 +245,6 @@ class LocalKafka:
         if proc is not None:
             process.stop_group(proc.pid, lambda t: _wait(proc, t), grace_s=10.0)
             proc.wait()
-
-    def _log_tail(self, size: int = 64_000) -> str:
-        try:
-            with self.log_path.open("rb") as handle:
-                handle.seek(max(handle.seek(0, 2) - size, 0))
-                return handle.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-
-    def _logged_version(self) -> str | None:
-        found = _VERSION_LINE.findall(self._log_tail(1_000_000))
-        return str(found[-1]) if found else None
 
 
 def _wait(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
