@@ -90,7 +90,11 @@ def charge(
     plan = term.plan_at(request.started_at) if term is not None else None
     owned = _owning_windows(state, request.started_at)
     funding: Funding = "subscription"
-    if request.billing_mode == "payg" or term is None or any(w.exhausted_at(request.started_at) for w in owned.values() if w):
+    if (
+        request.billing_mode == "payg"
+        or term is None
+        or any(w.exhausted_at(request.started_at) for w in owned.values() if w)
+    ):
         funding = "payg"
     fallback_key = None
     if funding == "payg" and request.billing_mode == "subscription":
@@ -125,7 +129,9 @@ def charge(
         late = late or straggler or any(w.resets_at <= late_before for w in debited.values() if w)
         emitted += crossing
     # Step 6.
-    ids = tuple(w.window_id if (w := owned.get(k)) is not None else None for k in ("5h", "7d", "period"))
+    ids = tuple(
+        w.window_id if (w := owned.get(k)) is not None else None for k in ("5h", "7d", "period")
+    )
     entry = LedgerEntry(
         schema_version=1,
         entry_id=entry_id,

@@ -39,18 +39,7 @@ def main() -> None:
     )
     _register()
     try:
-        app(standalone_mode=False)
+        app()  # standalone: click prints usage errors and exits with each command's code
     except MeteringError as exc:
         sys.stderr.write(f"error: {exc}\n")
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise

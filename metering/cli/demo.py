@@ -86,5 +86,12 @@ def routing_table(output: Path) -> Table:
             record = json.loads(line)
             if record["topic"] == "metering.routing":
                 v = record["value"]
-                table.add_row(v["account_id"], str(v["seq"]), v["route"], v["until"] or "", v["reason"], v["at"])
+                table.add_row(
+                    v["account_id"],
+                    str(v["seq"]),
+                    v["route"],
+                    v["until"] or "",
+                    v["reason"],
+                    v["at"],
+                )
     return table

@@ -10,7 +10,12 @@ from metering.settings import Settings
 
 
 def test_defaults_are_the_embedded_single_machine_stack(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KAFKA_BOOTSTRAP_SERVERS", "CLICKHOUSE_URL", "METERING_HOME", "METERING_CLICKHOUSE_URL"):
+    for name in (
+        "KAFKA_BOOTSTRAP_SERVERS",
+        "CLICKHOUSE_URL",
+        "METERING_HOME",
+        "METERING_CLICKHOUSE_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", "/somewhere/else")
     monkeypatch.setenv("PARTITIONS", "99")
