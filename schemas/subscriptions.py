@@ -7,12 +7,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Self
 
-from pydantic import Field, TypeAdapter, model_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, model_validator
 
 from schemas.base import Contract, Identifier, NonNegativeMoney, Timestamp
 
 PlanFamily = Literal["zenmux", "lilac"]
-PlanName = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$")]
+
+
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
+PlanName = Annotated[
+    str,
+    BeforeValidator(_lower),
+    Field(min_length=1, max_length=32, pattern=r"^[a-z][a-z0-9_]*$"),
+]
+"""A catalog plan name; the SPEC writes them capitalised ("Pro"), the catalog in lower case."""
 
 
 class _SubscriptionEvent(Contract):

@@ -241,6 +241,11 @@ def test_non_ok_requests_pay_only_for_reported_tokens() -> None:
     assert entry.list_cost_usd == Decimal("0.0002")
 
 
+def test_plan_names_are_matched_whatever_their_case() -> None:
+    result = run_scenario([started(plan="Pro"), request(start=at(1))])
+    assert result.ledger[0].plan == "pro" and not result.dead
+
+
 def test_studio_and_api_share_one_quota_pool() -> None:
     values = [
         started(),
