@@ -67,7 +67,7 @@ def charge(
     entry_id = charge_entry_id(request.account_id, request.request_id)
     print_ = fingerprint(request)
     # Step 1.
-    if prior is not None:
+    if prior is not None and prior.is_duplicate(source.position):
         if prior.fingerprint == print_:
             return Duplicate(entry_id)
         return Rejection(
@@ -179,7 +179,7 @@ def charge(
         emitted += routes
     amount_due = debit_amount if funding == "subscription" else charge_usd
     memo = ChargeMemo.of(entry, amount_due)
-    return Charged(state, Seen(print_, request.started_at, memo), emitted)
+    return Charged(state, Seen(print_, request.started_at, memo, source.position), emitted)
 
 
 def _refusal(

@@ -46,7 +46,7 @@ def adjust(
 ) -> Adjusted | Rejection | Duplicate:
     entry_id = adjustment_entry_id(adjustment.account_id, adjustment.adjustment_id)
     print_ = fingerprint(adjustment)
-    if prior is not None:
+    if prior is not None and prior.is_duplicate(source.position):
         if prior.fingerprint == print_:
             return Duplicate(entry_id)
         return Rejection(
@@ -134,4 +134,4 @@ def adjust(
         emitted += routes
     assert original is not None
     updated = replace(original, charge=replace(memo, adjusted=memo.adjusted + adjustment.amount))
-    return Adjusted(state, Seen(print_, adjustment.at), updated, emitted)
+    return Adjusted(state, Seen(print_, adjustment.at, None, source.position), updated, emitted)

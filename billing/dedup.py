@@ -67,8 +67,17 @@ class ChargeMemo:
 
 @dataclass(frozen=True, slots=True)
 class Seen:
-    """One applied input. ``at`` (its start or effect time) decides when it may be forgotten."""
+    """One applied input. ``at`` (its start or effect time) decides when it may be forgotten.
+
+    ``source`` is the log position it was read at: the same position read again is not a
+    duplicate but the same record re-delivered after a crash, before its account state was
+    saved, and must be applied again (see ``is_duplicate``).
+    """
 
     fingerprint: str
     at: datetime
     charge: ChargeMemo | None = None
+    source: tuple[str, int, int] | None = None
+
+    def is_duplicate(self, position: tuple[str, int, int]) -> bool:
+        return self.source != position

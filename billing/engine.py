@@ -105,7 +105,7 @@ class Engine:
         elif isinstance(record, Tick):
             return Result(self.tick(record.account_id, record.at))
         else:
-            outcome = self._subscription(record)
+            outcome = self._subscription(record, decoded.source)
         if isinstance(outcome, Rejection):
             return Result([self.dead_letter(decoded.source, decoded.payload, decoded.key, outcome)])
         if isinstance(outcome, Duplicate):
@@ -168,9 +168,10 @@ class Engine:
         self.seen[adjustment.entry_id] = outcome.original
         return outcome.emitted
 
-    def _subscription(self, event: Any) -> list[Emitted] | Rejection | Duplicate:
+    def _subscription(self, event: Any, source: Source) -> list[Emitted] | Rejection | Duplicate:
         key = stable_id("ls", event.account_id, fingerprint(event))
-        if key in self.seen:
+        prior = self.seen.get(key)
+        if prior is not None and prior.is_duplicate(source.position):
             return Duplicate(key)
         outcome = apply_subscription(
             self.accounts.get(event.account_id), event, self.catalog, self.policy
@@ -178,7 +179,7 @@ class Engine:
         if not isinstance(outcome, Applied):
             return outcome
         self.accounts[event.account_id] = outcome.state
-        self.seen[key] = Seen(key, event.at)
+        self.seen[key] = Seen(key, event.at, None, source.position)
         return outcome.emitted
 
     def _discount(self, change: DiscountChange) -> list[Emitted] | Rejection | Duplicate:

@@ -16,3 +16,7 @@ class Source:
     partition: int = 0
     offset: int = 0
     ingest_time: datetime | None = None
+
+    @property
+    def position(self) -> tuple[str, int, int]:
+        return (self.topic, self.partition, self.offset)

@@ -184,3 +184,18 @@ def test_late_arrival_within_minutes_is_charged_by_its_own_timestamps() -> None:
     early = request(start=at(1), duration=timedelta(seconds=1))
     result = run_scenario([started(), request(start=at(3)), early])
     assert result.entry(early["request_id"]).window_5h_id == "acct_1/5h/2026-11-02T09:03:00Z"
+
+
+def test_the_same_record_read_again_after_a_crash_is_applied_not_dropped() -> None:
+    # given the idempotency record of a request was saved but its account state was not
+    engine = Engine(load_catalog(), accounts={}, seen={}, discounts={})
+    engine.process(Source(topics.SUBSCRIPTIONS, 0, 0), encode(started()))
+    saved_account = engine.accounts["acct_1"]
+    chat = encode(request(start=at(1)))
+    first = engine.process(Source(topics.REQUESTS, 0, 7), chat)
+    engine.accounts["acct_1"] = saved_account  # the crash lost the account's write
+    # when the same record (same offset) is delivered again
+    again = engine.process(Source(topics.REQUESTS, 0, 7), chat)
+    # then it is applied again, identically; a copy at another offset is still a duplicate
+    assert [e.value for e in again.emitted] == [e.value for e in first.emitted]
+    assert engine.process(Source(topics.REQUESTS, 0, 8), chat).duplicate

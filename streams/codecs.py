@@ -1,0 +1,164 @@
+"""Table values as JSON bytes: the core's state objects in and out of Faust's changelogs.
+
+Explicit per type (not pickle) so a changelog stays readable, stable across Python versions,
+and exact: Decimals and instants are written as strings.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from billing.account import AccountState, PublishedRoute
+from billing.dedup import ChargeMemo, Seen
+from billing.discounts import DiscountPoint, DiscountTimeline
+from billing.subscription import FallbackSetting, Term
+from billing.windows import Exhaustion, Window
+from schemas.base import format_timestamp
+
+
+def _t(value: datetime | None) -> str | None:
+    return None if value is None else format_timestamp(value)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def _d(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _window(w: Window) -> dict[str, Any]:
+    return {
+        "kind": w.kind,
+        "id": w.window_id,
+        "opened": _t(w.opened_at),
+        "resets": _t(w.resets_at),
+        "cap": _d(w.cap),
+        "consumed": _d(w.consumed),
+        "exh": [[_t(e.start), _t(e.end)] for e in w.exhaustions],
+    }
+
+
+def _window_back(raw: dict[str, Any]) -> Window:
+    return Window(
+        kind=raw["kind"],
+        window_id=raw["id"],
+        opened_at=_dt(raw["opened"]),  # type: ignore[arg-type]
+        resets_at=_dt(raw["resets"]),  # type: ignore[arg-type]
+        cap=None if raw["cap"] is None else Decimal(raw["cap"]),
+        consumed=Decimal(raw["consumed"]),
+        exhaustions=tuple(Exhaustion(_dt(s), _dt(e)) for s, e in raw["exh"]),  # type: ignore[arg-type]
+    )
+
+
+def encode_account(state: AccountState) -> bytes:
+    route = state.route
+    return orjson.dumps(
+        {
+            "account": state.account_id,
+            "family": state.family,
+            "terms": [
+                {
+                    "start": _t(t.period_start),
+                    "end": _t(t.period_end),
+                    "paid": _d(t.paid_usd),
+                    "plans": [[_t(at), plan] for at, plan in t.plans],
+                    "ended": _t(t.ended_at),
+                }
+                for t in state.terms
+            ],
+            "scheduled": state.scheduled_plan,
+            "fallback": [[_t(f.since), f.enabled, f.key_id] for f in state.fallback],
+            "windows": [_window(w) for w in state.windows],
+            "route": None
+            if route is None
+            else [route.route, route.fallback_key_id, _t(route.until), route.seq],
+            "event_clock": _t(state.event_clock),
+            "now": _t(state.now),
+        }
+    )
+
+
+def decode_account(data: bytes) -> AccountState:
+    raw = orjson.loads(data)
+    route = raw["route"]
+    return AccountState(
+        account_id=raw["account"],
+        family=raw["family"],
+        terms=tuple(
+            Term(
+                period_start=_dt(t["start"]),  # type: ignore[arg-type]
+                period_end=_dt(t["end"]),  # type: ignore[arg-type]
+                paid_usd=Decimal(t["paid"]),
+                plans=tuple((_dt(at), plan) for at, plan in t["plans"]),  # type: ignore[misc]
+                ended_at=_dt(t["ended"]),
+            )
+            for t in raw["terms"]
+        ),
+        scheduled_plan=raw["scheduled"],
+        fallback=tuple(FallbackSetting(_dt(s), e, k) for s, e, k in raw["fallback"]),  # type: ignore[arg-type]
+        windows=tuple(_window_back(w) for w in raw["windows"]),
+        route=None
+        if route is None
+        else PublishedRoute(route[0], route[1], _dt(route[2]), route[3]),
+        event_clock=_dt(raw["event_clock"]),  # type: ignore[arg-type]
+        now=_dt(raw["now"]),  # type: ignore[arg-type]
+    )
+
+
+def encode_seen(seen: Seen) -> bytes:
+    memo = seen.charge
+    body: dict[str, Any] = {"fp": seen.fingerprint, "at": _t(seen.at), "src": seen.source}
+    if memo is not None:
+        body["charge"] = {
+            "entry_id": memo.entry_id,
+            "request_id": memo.request_id,
+            "api_key_id": memo.api_key_id,
+            "model": memo.model,
+            "channel": memo.channel,
+            "billing_mode": memo.billing_mode,
+            "status": memo.status,
+            "started_at": _t(memo.started_at),
+            "plan": memo.plan,
+            "funding": memo.funding,
+            "fallback_key_id": memo.fallback_key_id,
+            "catalog_version": memo.catalog_version,
+            "unit": memo.unit,
+            "amount": _d(memo.amount),
+            "adjusted": _d(memo.adjusted),
+            "window_ids": list(memo.window_ids),
+        }
+    return orjson.dumps(body)
+
+
+def decode_seen(data: bytes) -> Seen:
+    raw = orjson.loads(data)
+    memo = raw.get("charge")
+    charge = None
+    if memo is not None:
+        charge = ChargeMemo(
+            **{
+                **memo,
+                "started_at": _dt(memo["started_at"]),
+                "amount": Decimal(memo["amount"]),
+                "adjusted": Decimal(memo["adjusted"]),
+                "window_ids": tuple(memo["window_ids"]),
+            }
+        )
+    source = raw.get("src")
+    return Seen(raw["fp"], _dt(raw["at"]), charge, None if source is None else tuple(source))  # type: ignore[arg-type]
+
+
+def encode_timeline(timeline: DiscountTimeline) -> bytes:
+    return orjson.dumps([[_t(p.effective_at), p.supply_state] for p in timeline.points])
+
+
+def decode_timeline(data: bytes) -> DiscountTimeline:
+    return DiscountTimeline(
+        tuple(DiscountPoint(_dt(at), state) for at, state in orjson.loads(data))
+    )  # type: ignore[arg-type]
