@@ -24,8 +24,12 @@ def _t(value: datetime | None) -> str | None:
     return None if value is None else format_timestamp(value)
 
 
+def _at(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
 def _dt(value: str | None) -> datetime | None:
-    return None if value is None else datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return None if value is None else _at(value)
 
 
 def _d(value: Decimal | None) -> str | None:
@@ -48,11 +52,11 @@ def _window_back(raw: dict[str, Any]) -> Window:
     return Window(
         kind=raw["kind"],
         window_id=raw["id"],
-        opened_at=_dt(raw["opened"]),  # type: ignore[arg-type]
-        resets_at=_dt(raw["resets"]),  # type: ignore[arg-type]
+        opened_at=_at(raw["opened"]),
+        resets_at=_at(raw["resets"]),
         cap=None if raw["cap"] is None else Decimal(raw["cap"]),
         consumed=Decimal(raw["consumed"]),
-        exhaustions=tuple(Exhaustion(_dt(s), _dt(e)) for s, e in raw["exh"]),  # type: ignore[arg-type]
+        exhaustions=tuple(Exhaustion(_at(s), _dt(e)) for s, e in raw["exh"]),
     )
 
 
@@ -92,22 +96,22 @@ def decode_account(data: bytes) -> AccountState:
         family=raw["family"],
         terms=tuple(
             Term(
-                period_start=_dt(t["start"]),  # type: ignore[arg-type]
-                period_end=_dt(t["end"]),  # type: ignore[arg-type]
+                period_start=_at(t["start"]),
+                period_end=_at(t["end"]),
                 paid_usd=Decimal(t["paid"]),
-                plans=tuple((_dt(at), plan) for at, plan in t["plans"]),  # type: ignore[misc]
+                plans=tuple((_at(at), plan) for at, plan in t["plans"]),
                 ended_at=_dt(t["ended"]),
             )
             for t in raw["terms"]
         ),
         scheduled_plan=raw["scheduled"],
-        fallback=tuple(FallbackSetting(_dt(s), e, k) for s, e, k in raw["fallback"]),  # type: ignore[arg-type]
+        fallback=tuple(FallbackSetting(_at(s), e, k) for s, e, k in raw["fallback"]),
         windows=tuple(_window_back(w) for w in raw["windows"]),
         route=None
         if route is None
         else PublishedRoute(route[0], route[1], _dt(route[2]), route[3]),
-        event_clock=_dt(raw["event_clock"]),  # type: ignore[arg-type]
-        now=_dt(raw["now"]),  # type: ignore[arg-type]
+        event_clock=_at(raw["event_clock"]),
+        now=_at(raw["now"]),
     )
 
 
@@ -144,14 +148,14 @@ def decode_seen(data: bytes) -> Seen:
         charge = ChargeMemo(
             **{
                 **memo,
-                "started_at": _dt(memo["started_at"]),
+                "started_at": _at(memo["started_at"]),
                 "amount": Decimal(memo["amount"]),
                 "adjusted": Decimal(memo["adjusted"]),
                 "window_ids": tuple(memo["window_ids"]),
             }
         )
     source = raw.get("src")
-    return Seen(raw["fp"], _dt(raw["at"]), charge, None if source is None else tuple(source))  # type: ignore[arg-type]
+    return Seen(raw["fp"], _at(raw["at"]), charge, None if source is None else tuple(source))
 
 
 def encode_timeline(timeline: DiscountTimeline) -> bytes:
@@ -160,5 +164,5 @@ def encode_timeline(timeline: DiscountTimeline) -> bytes:
 
 def decode_timeline(data: bytes) -> DiscountTimeline:
     return DiscountTimeline(
-        tuple(DiscountPoint(_dt(at), state) for at, state in orjson.loads(data))
-    )  # type: ignore[arg-type]
+        tuple(DiscountPoint(_at(at), state) for at, state in orjson.loads(data))
+    )
