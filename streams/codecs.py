@@ -61,35 +61,41 @@ def _window_back(raw: dict[str, Any]) -> Window:
 
 
 def encode_account(state: AccountState) -> bytes:
-    route = state.route
-    return orjson.dumps(
-        {
-            "account": state.account_id,
-            "family": state.family,
-            "terms": [
-                {
-                    "start": _t(t.period_start),
-                    "end": _t(t.period_end),
-                    "paid": _d(t.paid_usd),
-                    "plans": [[_t(at), plan] for at, plan in t.plans],
-                    "ended": _t(t.ended_at),
-                }
-                for t in state.terms
-            ],
-            "scheduled": state.scheduled_plan,
-            "fallback": [[_t(f.since), f.enabled, f.key_id] for f in state.fallback],
-            "windows": [_window(w) for w in state.windows],
-            "route": None
-            if route is None
-            else [route.route, route.fallback_key_id, _t(route.until), route.seq],
-            "event_clock": _t(state.event_clock),
-            "now": _t(state.now),
-        }
-    )
+    return orjson.dumps(account_body(state))
 
 
 def decode_account(data: bytes) -> AccountState:
-    raw = orjson.loads(data)
+    return account_from_body(orjson.loads(data))
+
+
+def account_body(state: AccountState) -> dict[str, Any]:
+    """The account state as a JSON-ready mapping."""
+    route = state.route
+    return {
+        "account": state.account_id,
+        "family": state.family,
+        "terms": [
+            {
+                "start": _t(t.period_start),
+                "end": _t(t.period_end),
+                "paid": _d(t.paid_usd),
+                "plans": [[_t(at), plan] for at, plan in t.plans],
+                "ended": _t(t.ended_at),
+            }
+            for t in state.terms
+        ],
+        "scheduled": state.scheduled_plan,
+        "fallback": [[_t(f.since), f.enabled, f.key_id] for f in state.fallback],
+        "windows": [_window(w) for w in state.windows],
+        "route": None
+        if route is None
+        else [route.route, route.fallback_key_id, _t(route.until), route.seq],
+        "event_clock": _t(state.event_clock),
+        "now": _t(state.now),
+    }
+
+
+def account_from_body(raw: dict[str, Any]) -> AccountState:
     route = raw["route"]
     return AccountState(
         account_id=raw["account"],

@@ -23,13 +23,14 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from metering.cli import demo, kafka, replay, schema, store
+    from metering.cli import demo, kafka, replay, schema, store, worker
 
     app.add_typer(kafka.app, name="kafka")
     app.add_typer(store.app, name="store")
     app.add_typer(replay.app, name="replay")
     app.add_typer(schema.app, name="schema")
     app.add_typer(demo.app, name="demo")
+    app.add_typer(worker.app, name="worker")
 
 
 def main() -> None:
