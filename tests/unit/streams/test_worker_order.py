@@ -1,0 +1,99 @@
+"""The worker's per-record order, pinned: outputs acknowledged before any state is saved;
+idempotency records before the account; a record already applied is skipped."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+from billing.catalog import load_catalog
+from schemas import topics
+from streams.topology import Topology
+from streams.worker import BillingWorker
+from tests.factories import at, encode, request, started
+
+calls: list[str] = []
+
+
+class RecordingTable(dict[str, bytes]):
+    def __init__(self, name: str) -> None:
+        super().__init__()
+        self.name = name
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        calls.append(f"save {self.name}")
+        super().__setitem__(key, value)
+
+    def on_recover(self, callback: Any) -> None:
+        pass
+
+
+class RecordingTopic:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    async def send(self, key: bytes, value: bytes) -> Any:
+        calls.append(f"send {self.name}")
+
+        async def delivered() -> None:
+            calls.append(f"ack {self.name}")
+
+        return delivered()
+
+
+class FakeApp:
+    def agent(self, *args: Any, **kwargs: Any) -> Any:
+        return lambda fn: fn
+
+    def timer(self, *args: Any, **kwargs: Any) -> Any:
+        return lambda fn: fn
+
+
+@dataclass
+class Message:
+    topic: str
+    offset: int
+    value: bytes
+    key: bytes = b"acct_1"
+    partition: int = 0
+    timestamp: float | None = None
+
+
+def worker() -> BillingWorker:
+    topology = Topology(
+        app=FakeApp(),  # type: ignore[arg-type]
+        inputs=None,
+        discounts=None,
+        outputs={name: RecordingTopic(name) for name in topics.OUTPUT_TOPICS},
+        ticks=RecordingTopic(topics.TICKS),
+        accounts=RecordingTable("accounts"),
+        seen=RecordingTable("seen"),
+        discount_table=RecordingTable("discounts"),
+        prefix="",
+    )
+    return BillingWorker(topology, load_catalog())
+
+
+def test_outputs_are_acknowledged_before_state_is_saved() -> None:
+    billing = worker()
+    asyncio.run(billing.handle(Message(topics.SUBSCRIPTIONS, 0, encode(started()))))
+    calls.clear()
+    asyncio.run(billing.handle(Message(topics.REQUESTS, 0, encode(request(start=at(1))))))
+    assert calls == [
+        "send metering.ledger",
+        "ack metering.ledger",
+        "save seen",
+        "save accounts",
+    ]
+
+
+def test_a_record_already_applied_to_its_account_is_skipped() -> None:
+    billing = worker()
+    asyncio.run(billing.handle(Message(topics.SUBSCRIPTIONS, 0, encode(started()))))
+    chat = Message(topics.REQUESTS, 5, encode(request(start=at(1))))
+    asyncio.run(billing.handle(chat))
+    calls.clear()
+    asyncio.run(billing.handle(chat))
+    assert calls == []
+    assert billing.accounts.applied("acct_1", topics.REQUESTS) == 5
