@@ -1,0 +1,186 @@
+"""Writing batches to ``{db}.ledger``: skip what is stored, insert with a dedup token, retry.
+
+``ClickHouseLedgerStore`` is the synchronous part (the chDB client has no async API); the
+``LedgerWriter`` calls it through ``asyncio.to_thread`` and retries each call with
+exponential backoff until it succeeds: a batch is never dropped, only delayed. What to do
+between attempts (``wait``) and when to stop trying (``give_up``) are the caller's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol, TypeVar
+
+from clickhouse_connect.driver.client import Client
+
+from metering.sink.batch import dedup_token
+from metering.sink.errors import BatchNotWritten
+from metering.sink.metrics import SinkMetrics
+from metering.sink.rows import COLUMN_NAMES, COLUMN_TYPES, LEDGER_TABLE, to_columns
+from metering.warehouse.client import error_reason
+from metering.warehouse.migration_plan import validate_database
+from schemas.ledger import LedgerEntry
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Entries of the batch already in the ledger. The account and started_at bounds let the
+# primary key (account_id, started_at, entry_id) skip everything else; no FINAL: any copy
+# of an entry_id means it is stored.
+_STORED_SQL = """
+SELECT DISTINCT entry_id
+FROM {db:Identifier}.ledger
+WHERE account_id IN {accounts:Array(String)}
+  AND started_at >= {lo:DateTime64(6, 'UTC')}
+  AND started_at <= {hi:DateTime64(6, 'UTC')}
+  AND entry_id IN {ids:Array(String)}
+"""
+
+
+class LedgerStore(Protocol):
+    """The two calls the sink makes on the store (blocking; run in a thread)."""
+
+    def stored_entry_ids(self, entries: Sequence[LedgerEntry]) -> set[str]: ...
+
+    def insert(self, entries: Sequence[LedgerEntry], token: str) -> None: ...
+
+
+def _param_time(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+class ClickHouseLedgerStore:
+    """``{database}.ledger`` through a clickhouse-connect client (chDB or a server)."""
+
+    def __init__(self, client: Client, database: str) -> None:
+        self.client = client
+        self.database = validate_database(database)
+
+    def stored_entry_ids(self, entries: Sequence[LedgerEntry]) -> set[str]:
+        if not entries:
+            return set()
+        parameters = {
+            "db": self.database,
+            "accounts": sorted({e.account_id for e in entries}),
+            "lo": _param_time(min(e.started_at for e in entries)),
+            "hi": _param_time(max(e.started_at for e in entries)),
+            "ids": [e.entry_id for e in entries],
+        }
+        rows = self.client.query(_STORED_SQL, parameters=parameters).result_rows
+        return {str(row[0]) for row in rows}
+
+    def insert(self, entries: Sequence[LedgerEntry], token: str) -> None:
+        self.client.insert(
+            LEDGER_TABLE,
+            to_columns(entries),
+            database=self.database,
+            column_names=list(COLUMN_NAMES),
+            column_type_names=list(COLUMN_TYPES),
+            column_oriented=True,
+            settings={
+                "insert_deduplicate": 1,
+                "insert_deduplication_token": token,
+                # The rollup views dedup the retried block too (their targets have a window).
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff: ``first_s``, then × ``factor`` per failure, at most ``max_s``."""
+
+    first_s: float = 0.1
+    factor: float = 2.0
+    max_s: float = 10.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after the ``failures``-th consecutive failure (1-based)."""
+        return float(min(self.max_s, self.first_s * self.factor ** max(0, failures - 1)))
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one batch write did."""
+
+    inserted: int
+    skipped: int
+    token: str | None  # None when nothing was left to insert
+
+
+Wait = Callable[[float], Awaitable[None]]
+
+
+class LedgerWriter:
+    """Writes one batch's entries: drop stored ones, insert the rest once, retry until done."""
+
+    def __init__(
+        self, store: LedgerStore, metrics: SinkMetrics, backoff: Backoff | None = None
+    ) -> None:
+        self.store = store
+        self.metrics = metrics
+        self.backoff = backoff or Backoff()
+
+    async def write(
+        self,
+        topic: str,
+        ranges: dict[int, tuple[int, int]],
+        entries: Sequence[LedgerEntry],
+        wait: Wait,
+        give_up: Callable[[], bool],
+    ) -> Written:
+        """Insert the entries not stored yet, with a token derived from the batch.
+
+        The rows and their token are fixed once the store has said what it holds, so every
+        retry of the insert sends the identical block with the identical token. Raises
+        ``BatchNotWritten`` only when ``give_up()`` turns true while the store still fails.
+        """
+        stored = await self._retry(
+            "look up stored entries", lambda: self.store.stored_entry_ids(entries), wait, give_up
+        )
+        fresh = [e for e in entries if e.entry_id not in stored]
+        if not fresh:
+            return Written(0, len(entries), None)
+        token = dedup_token(topic, ranges, fresh)
+
+        def insert() -> None:
+            started = time.perf_counter()
+            self.store.insert(fresh, token)
+            self.metrics.insert_seconds.observe(time.perf_counter() - started)
+
+        await self._retry("insert a batch", insert, wait, give_up)
+        return Written(len(fresh), len(entries) - len(fresh), token)
+
+    async def _retry(
+        self, what: str, call: Callable[[], T], wait: Wait, give_up: Callable[[], bool]
+    ) -> T:
+        failures = 0
+        while True:
+            try:
+                return await asyncio.to_thread(call)
+            except Exception as exc:  # any store failure: wait and retry, never drop the batch
+                failures += 1
+                reason = error_reason(exc)
+                if give_up():
+                    raise BatchNotWritten(
+                        f"stopped while ClickHouse still failed to {what} "
+                        f"({failures} attempts; last: {reason}); the batch was not committed "
+                        "and is read again on the next start"
+                    ) from exc
+                self.metrics.retries.inc()
+                delay = self.backoff.delay(failures)
+                log = logger.error if failures % 10 == 0 else logger.warning
+                log(
+                    "cannot %s (attempt %d: %s); retrying in %.2f s, consumption paused",
+                    what,
+                    failures,
+                    reason,
+                    delay,
+                )
+                await wait(delay)
