@@ -23,6 +23,7 @@ from billing.policy import Policy
 from billing.source import Source
 from schemas.ticks import Tick
 from streams.codecs import decode_seen, decode_timeline, encode_seen, encode_timeline
+from streams.metrics import WorkerMetrics
 from streams.stores import AccountTable, StagedTable
 from streams.topology import Topology
 
@@ -48,6 +49,7 @@ class BillingWorker:
             policy=policy,
         )
         self.deadlines: list[tuple[datetime, str]] = []
+        self.metrics = WorkerMetrics()
         app = topology.app
         app.agent(topology.inputs, name="bill", concurrency=1)(self.bill)
         app.agent(topology.discounts, name="discounts", concurrency=1)(self.discount)
@@ -76,6 +78,7 @@ class BillingWorker:
         # Step 2.
         self.accounts.position = (topic, message.offset)
         result = decoded if isinstance(decoded, Result) else self.engine.apply(decoded)
+        self.metrics.observe(topic, result)
         # Step 3.
         await self.publish(result.emitted)
         # Step 4.

@@ -30,6 +30,7 @@ def worker(
     """Charge every input record; stops cleanly on SIGTERM."""
     import faust
 
+    from streams import web
     from streams.admin import ensure_topics
     from streams.topology import build
     from streams.worker import BillingWorker
@@ -39,5 +40,5 @@ def worker(
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set: `metering kafka up` prints one")
     asyncio.run(ensure_topics(settings, settings.kafka_bootstrap_servers))
     topology = build(settings, app_id=app_id, store=store, web_port=web_port)
-    BillingWorker(topology, load_catalog(settings.catalog_path))
+    web.register(BillingWorker(topology, load_catalog(settings.catalog_path)))
     faust.Worker(topology.app, loglevel=logging.INFO, quiet=True).execute_from_commandline()

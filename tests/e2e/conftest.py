@@ -32,13 +32,20 @@ def worker_env(kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path) ->
 
 
 @pytest.fixture
-def worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+def worker_port() -> int:
+    return free_ports(1)[0]
+
+
+@pytest.fixture
+def worker(
+    worker_env: dict[str, str], worker_port: int, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """``metering worker`` as a subprocess, ready (Faust logged "Ready"); SIGTERM after."""
     env = worker_env
     log = (tmp_path / "worker.log").open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-c", "from metering.cli.app import main; main()", "worker",
-         "--store", "memory://", "--web-port", str(free_ports(1)[0]), "--app-id", "e2e"],
+         "--store", "memory://", "--web-port", str(worker_port), "--app-id", "e2e"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 90

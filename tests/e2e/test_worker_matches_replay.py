@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import urllib.error
+import urllib.request
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -72,3 +75,31 @@ def test_ledger_from_the_worker_equals_offline_replay(
     assert strip(routing) == canonical(expected.routing)
     dead = asyncio.run(collect(kafka_bootstrap, prefix + topics.DLQ, 1))
     assert [d["code"] for d in dead] == ["invalid"]
+
+
+def get(port: int, path: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+            return reply.status, reply.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_worker_serves_status_usage_and_metrics(
+    worker: Any, worker_port: int, kafka_bootstrap: str, kafka_topic_prefix: str
+) -> None:
+    setup, traffic = scenario()
+    asyncio.run(publish(kafka_bootstrap, kafka_topic_prefix, [*setup, *traffic[:10]]))
+    asyncio.run(collect(kafka_bootstrap, kafka_topic_prefix + topics.LEDGER, 10))
+    code, body = get(worker_port, "/status")
+    status = orjson.loads(body)
+    assert code == 200
+    assert status["models"]["z-ai/glm-4.7"]["current_subscription_credit_multiplier"] == "0.25"
+    code, body = get(worker_port, "/accounts/acct_zen/usage")
+    usage = orjson.loads(body)
+    assert code == 200 and usage["route"]["route"] == "subscription"
+    period = next(w for w in usage["windows"] if w["kind"] == "period")  # the 7d one is over
+    assert period["cap"] is None and Decimal(period["consumed"]) > 0
+    assert get(worker_port, "/accounts/nobody/usage")[0] == 404
+    code, body = get(worker_port, "/metrics")
+    assert code == 200 and b'metering_ledger_entries_total{funding="subscription"} 10.0' in body
