@@ -186,18 +186,19 @@ class LedgerSink:
         self.metrics.batches.inc()
         self.metrics.duplicates.inc(written.skipped + repeated)
         oldest = batch.oldest_timestamp_ms()
-        if oldest is not None and oldest >= 0:
-            self.metrics.delay.observe(max(0.0, self._wall_clock() - oldest / 1000))
+        delay = max(0.0, self._wall_clock() - oldest / 1000) if oldest and oldest > 0 else 0.0
+        self.metrics.delay.observe(delay)
         self._record_lag(batch)
         if self._paused:
             self.consumer.resume(*self.consumer.assignment())
             self._paused = False
         logger.debug(
-            "batch %s: %d inserted, %d skipped as stored, %d poison",
+            "batch %s: %d inserted, %d skipped as stored, %d poison, oldest record %.0f ms old",
             batch.ranges(),
             written.inserted,
             written.skipped,
             len(batch.poison),
+            delay * 1000,
         )
 
     async def _poll(self) -> None:
