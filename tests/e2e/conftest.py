@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -36,31 +37,45 @@ def worker_port() -> int:
     return free_ports(1)[0]
 
 
+@contextlib.contextmanager
+def running_worker(
+    env: dict[str, str], port: int, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``metering worker`` as a subprocess until Faust logs "Ready"; SIGTERM when done."""
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from metering.cli.app import main; main()", "worker",
+             "--store", "memory://", "--web-port", str(port), "--app-id", "e2e"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_for_log(proc, log_path, b"[^Worker]: Ready")
+            yield proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+
+
+def wait_for_log(
+    proc: subprocess.Popen[bytes], log_path: Path, marker: bytes, timeout: float = 90
+) -> None:
+    deadline = time.monotonic() + timeout
+    while marker not in log_path.read_bytes():
+        assert proc.poll() is None, log_path.read_text()[-3000:]
+        assert time.monotonic() < deadline, f"worker never logged {marker!r}"
+        time.sleep(0.2)  # poll interval while waiting on the log
+
+
 @pytest.fixture
 def worker(
     worker_env: dict[str, str], worker_port: int, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """``metering worker`` as a subprocess, ready (Faust logged "Ready"); SIGTERM after."""
-    env = worker_env
-    log = (tmp_path / "worker.log").open("wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from metering.cli.app import main; main()", "worker",
-         "--store", "memory://", "--web-port", str(worker_port), "--app-id", "e2e"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 90
-    while b"[^Worker]: Ready" not in (tmp_path / "worker.log").read_bytes():
-        assert proc.poll() is None, (tmp_path / "worker.log").read_text()[-3000:]
-        assert time.monotonic() < deadline, "worker did not become ready"
-        time.sleep(0.2)
-    yield proc
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        log.close()
+    with running_worker(worker_env, worker_port, tmp_path / "worker.log") as proc:
+        yield proc
 
 
 async def publish(bootstrap: str, prefix: str, values: list[dict[str, Any] | bytes]) -> None:
@@ -78,8 +93,16 @@ async def publish(bootstrap: str, prefix: str, values: list[dict[str, Any] | byt
 
 
 async def collect(
-    bootstrap: str, topic: str, count: int, timeout: float = 120
+    bootstrap: str, topic: str, count: int, timeout: float = 120, distinct: str | None = None
 ) -> list[dict[str, Any]]:
+    """Records of ``topic`` from the start until ``count`` arrived (or ``count`` distinct values
+    of the field ``distinct``: at-least-once delivery may repeat a record), or the timeout."""
+
+    def enough() -> bool:
+        if distinct is None:
+            return len(found) >= count
+        return len({record[distinct] for record in found}) >= count
+
     consumer = AIOKafkaConsumer(
         topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
     )
@@ -87,7 +110,7 @@ async def collect(
     found: list[dict[str, Any]] = []
     try:
         deadline = time.monotonic() + timeout
-        while len(found) < count and time.monotonic() < deadline:
+        while not enough() and time.monotonic() < deadline:
             batch = await consumer.getmany(timeout_ms=500)
             found += [orjson.loads(m.value) for records in batch.values() for m in records]
     finally:
