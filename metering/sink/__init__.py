@@ -8,7 +8,7 @@ from metering.sink.consumer import LedgerSink, SinkConfig, kafka_consumer
 from metering.sink.errors import BatchNotWritten, SinkError
 from metering.sink.metrics import SinkMetrics
 from metering.sink.rows import COLUMNS, PoisonValue, decode, to_columns
-from metering.sink.writer import Backoff, ClickHouseLedgerStore, LedgerWriter, Written
+from metering.sink.writer import Backoff, ClickHouseLedgerStore, LedgerWriter
 
 __all__ = [
     "COLUMNS",
@@ -23,7 +23,6 @@ __all__ = [
     "SinkConfig",
     "SinkError",
     "SinkMetrics",
-    "Written",
     "decode",
     "dedup_token",
     "kafka_consumer",

@@ -137,8 +137,8 @@ class LedgerSink:
 
     async def run(self) -> None:
         """Consume until ``stop()``; raises ``BatchNotWritten`` if the last flush gave up."""
-        await self.consumer.start()
         try:
+            await self.consumer.start()
             self.consumer.subscribe([self.config.topic], listener=_Revocations(self._revoked))
             logger.info(
                 "sink consuming %s as group %s (batches of %d rows or %.0f ms)",
@@ -174,17 +174,19 @@ class LedgerSink:
         # Step 1.
         batch, self._batch = self._batch, Batch(self.config.topic)
         entries = batch.entries()
-        # Step 2. and Step 3.
-        written = await self.writer.write(
-            batch.topic, batch.ranges(), entries, self._paused_wait, self._give_up
-        )
+        # Step 2.
+        fresh = await self.writer.unstored(entries, self._paused_wait, self._give_up)
+        # Step 3.
+        if fresh:
+            await self.writer.insert(
+                batch.topic, batch.ranges(), fresh, self._paused_wait, self._give_up
+            )
         # Step 4.
         await self._commit(batch)
         # Step 5.
-        repeated = len(batch) - len(batch.poison) - len(entries)
-        self.metrics.rows_inserted.inc(written.inserted)
+        self.metrics.rows_inserted.inc(len(fresh))
         self.metrics.batches.inc()
-        self.metrics.duplicates.inc(written.skipped + repeated)
+        self.metrics.duplicates.inc(len(batch) - len(batch.poison) - len(fresh))
         oldest = batch.oldest_timestamp_ms()
         delay = max(0.0, self._wall_clock() - oldest / 1000) if oldest and oldest > 0 else 0.0
         self.metrics.delay.observe(delay)
@@ -195,8 +197,8 @@ class LedgerSink:
         logger.debug(
             "batch %s: %d inserted, %d skipped as stored, %d poison, oldest record %.0f ms old",
             batch.ranges(),
-            written.inserted,
-            written.skipped,
+            len(fresh),
+            len(entries) - len(fresh),
             len(batch.poison),
             delay * 1000,
         )

@@ -105,20 +105,11 @@ class Backoff:
         return float(min(self.max_s, self.first_s * self.factor ** max(0, failures - 1)))
 
 
-@dataclass(frozen=True)
-class Written:
-    """What one batch write did."""
-
-    inserted: int
-    skipped: int
-    token: str | None  # None when nothing was left to insert
-
-
 Wait = Callable[[float], Awaitable[None]]
 
 
 class LedgerWriter:
-    """Writes one batch's entries: drop stored ones, insert the rest once, retry until done."""
+    """Writes one batch: which entries are new (``unstored``), then ``insert`` them once."""
 
     def __init__(
         self, store: LedgerStore, metrics: SinkMetrics, backoff: Backoff | None = None
@@ -127,35 +118,45 @@ class LedgerWriter:
         self.metrics = metrics
         self.backoff = backoff or Backoff()
 
-    async def write(
+    async def unstored(
+        self, entries: Sequence[LedgerEntry], wait: Wait, give_up: Callable[[], bool]
+    ) -> list[LedgerEntry]:
+        """The entries whose ``entry_id`` the ledger does not hold yet, in order.
+
+        Asked again after each failure until the store answers. Raises ``BatchNotWritten``
+        only when ``give_up()`` turns true while the store still fails.
+        """
+        if not entries:
+            return []
+        stored = await self._retry(
+            "look up stored entries", lambda: self.store.stored_entry_ids(entries), wait, give_up
+        )
+        return [e for e in entries if e.entry_id not in stored]
+
+    async def insert(
         self,
         topic: str,
         ranges: dict[int, tuple[int, int]],
         entries: Sequence[LedgerEntry],
         wait: Wait,
         give_up: Callable[[], bool],
-    ) -> Written:
-        """Insert the entries not stored yet, with a token derived from the batch.
+    ) -> str:
+        """Insert ``entries`` with the batch's dedup token; returns the token.
 
-        The rows and their token are fixed once the store has said what it holds, so every
-        retry of the insert sends the identical block with the identical token. Raises
-        ``BatchNotWritten`` only when ``give_up()`` turns true while the store still fails.
+        The rows and the token are fixed before the first attempt, so every retry sends the
+        identical block with the identical token and an attempt that did land (a timeout
+        after the server wrote it) is kept once. Raises ``BatchNotWritten`` only when
+        ``give_up()`` turns true while the store still fails.
         """
-        stored = await self._retry(
-            "look up stored entries", lambda: self.store.stored_entry_ids(entries), wait, give_up
-        )
-        fresh = [e for e in entries if e.entry_id not in stored]
-        if not fresh:
-            return Written(0, len(entries), None)
-        token = dedup_token(topic, ranges, fresh)
+        token = dedup_token(topic, ranges, entries)
 
         def insert() -> None:
             started = time.perf_counter()
-            self.store.insert(fresh, token)
+            self.store.insert(entries, token)
             self.metrics.insert_seconds.observe(time.perf_counter() - started)
 
         await self._retry("insert a batch", insert, wait, give_up)
-        return Written(len(fresh), len(entries) - len(fresh), token)
+        return token
 
     async def _retry(
         self, what: str, call: Callable[[], T], wait: Wait, give_up: Callable[[], bool]

@@ -6,6 +6,8 @@ closes; poison is skipped and committed past; revoked partitions are not committ
 
 from __future__ import annotations
 
+import inspect
+import re
 from typing import Any
 
 import pytest
@@ -193,3 +195,11 @@ async def test_revoked_partitions_are_neither_written_nor_committed(
     await sink.run()
     assert client.stored == [e.entry_id for e in ledger_entries[:2]]
     assert ("commit", {0: 2}) in log
+
+
+def test_the_flush_docstring_and_its_step_comments_agree() -> None:
+    source = inspect.getsource(LedgerSink.flush)
+    doc = inspect.getdoc(LedgerSink.flush) or ""
+    listed = re.findall(r"^(\d+)\. ", doc, flags=re.MULTILINE)
+    marked = re.findall(r"# Step (\d+)\.", source)
+    assert listed == marked == ["1", "2", "3", "4", "5"]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from metering.sink.batch import dedup_token
 from metering.sink.errors import BatchNotWritten
 from metering.sink.metrics import SinkMetrics
 from metering.sink.rows import COLUMN_NAMES, COLUMN_TYPES
@@ -28,55 +29,52 @@ def writer(client: FakeClient) -> tuple[LedgerWriter, SinkMetrics]:
     return LedgerWriter(store, metrics, Backoff(first_s=0.01)), metrics
 
 
+class Waits:
+    def __init__(self) -> None:
+        self.seconds: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.seconds.append(seconds)
+
+
+def never() -> bool:
+    return False
+
+
 async def test_insert_names_every_column_type_and_the_token(
     ledger_entries: list[LedgerEntry],
 ) -> None:
-    log: list[Any] = []
-    client = FakeClient(log)
+    client = FakeClient([])
     write, _ = writer(client)
-    waits: list[float] = []
+    waits = Waits()
 
-    async def wait(seconds: float) -> None:
-        waits.append(seconds)
+    token = await write.insert("t", {0: (0, 3)}, ledger_entries[:4], waits, never)
 
-    written = await write.write("t", {0: (0, 3)}, ledger_entries[:4], wait, lambda: False)
-
-    assert written.inserted == 4 and written.skipped == 0
+    assert token == dedup_token("t", {0: (0, 3)}, ledger_entries[:4])
     [call] = client.inserts
     assert call["table"] == "ledger" and call["database"] == "metering"
     assert call["column_names"] == list(COLUMN_NAMES)
     assert call["column_type_names"] == list(COLUMN_TYPES)  # no DESCRIBE per batch
     assert call["column_oriented"] is True
-    assert call["settings"]["insert_deduplication_token"] == written.token
+    assert call["settings"]["insert_deduplication_token"] == token
     assert call["settings"]["deduplicate_blocks_in_dependent_materialized_views"] == 1
-    assert waits == []
+    assert waits.seconds == []
 
 
-async def test_stored_entries_are_not_inserted_again(ledger_entries: list[LedgerEntry]) -> None:
+async def test_stored_entries_are_left_out(ledger_entries: list[LedgerEntry]) -> None:
+    client = FakeClient([], stored=[ledger_entries[0].entry_id, ledger_entries[2].entry_id])
+    write, _ = writer(client)
+
+    fresh = await write.unstored(ledger_entries[:4], Waits(), never)
+
+    assert fresh == [ledger_entries[1], ledger_entries[3]]
+
+
+async def test_nothing_to_look_up_asks_nothing() -> None:
     log: list[Any] = []
-    client = FakeClient(log, stored=[ledger_entries[0].entry_id, ledger_entries[2].entry_id])
-    write, _ = writer(client)
-
-    async def wait(seconds: float) -> None:
-        raise AssertionError("no wait expected")
-
-    written = await write.write("t", {0: (0, 3)}, ledger_entries[:4], wait, lambda: False)
-
-    assert (written.inserted, written.skipped) == (2, 2)
-    inserted = client.inserts[0]["data"][COLUMN_NAMES.index("entry_id")]
-    assert inserted == [ledger_entries[1].entry_id, ledger_entries[3].entry_id]
-
-
-async def test_all_stored_means_no_insert(ledger_entries: list[LedgerEntry]) -> None:
-    client = FakeClient([], stored=[e.entry_id for e in ledger_entries[:2]])
-    write, _ = writer(client)
-
-    async def wait(seconds: float) -> None:
-        raise AssertionError("no wait expected")
-
-    written = await write.write("t", {0: (0, 1)}, ledger_entries[:2], wait, lambda: False)
-    assert (written.inserted, written.skipped, written.token) == (0, 2, None)
-    assert client.inserts == []
+    write, _ = writer(FakeClient(log))
+    assert await write.unstored([], Waits(), never) == []
+    assert log == []
 
 
 async def test_a_failed_insert_is_retried_with_the_same_rows_and_token(
@@ -86,50 +84,35 @@ async def test_a_failed_insert_is_retried_with_the_same_rows_and_token(
     log: list[Any] = []
     client = FakeClient(log, fail_inserts=3)
     write, metrics = writer(client)
-    waits: list[float] = []
+    waits = Waits()
 
-    async def wait(seconds: float) -> None:
-        waits.append(seconds)
+    # when a batch is inserted
+    token = await write.insert("t", {0: (0, 3)}, ledger_entries[:4], waits, never)
 
-    # when a batch is written
-    written = await write.write("t", {0: (0, 3)}, ledger_entries[:4], wait, lambda: False)
-
-    # then one lookup, three refused inserts and one that lands, all with one token,
+    # then three refused attempts and one that lands, all with one token and the same rows,
     # separated by growing waits
-    tokens = [entry[1] for entry in log if isinstance(entry, tuple)]
-    assert log[0] == "lookup"
-    assert [e[0] for e in log[1:]] == ["insert failed"] * 3 + ["insert"]
-    assert set(tokens) == {written.token}
-    assert waits == pytest.approx([0.01, 0.02, 0.04])
+    assert [e[0] for e in log] == ["insert failed"] * 3 + ["insert"]
+    assert {e[1] for e in log} == {token}
+    assert waits.seconds == pytest.approx([0.01, 0.02, 0.04])
     assert metrics.value("retries_total") == 3
-    assert written.inserted == 4
+    assert client.stored == [e.entry_id for e in ledger_entries[:4]]
 
 
 async def test_a_failed_lookup_is_retried_too(ledger_entries: list[LedgerEntry]) -> None:
     log: list[Any] = []
-    client = FakeClient(log, fail_lookups=2)
-    write, _ = writer(client)
+    write, _ = writer(FakeClient(log, fail_lookups=2))
 
-    async def wait(seconds: float) -> None:
-        return None
+    fresh = await write.unstored(ledger_entries[:2], Waits(), never)
 
-    await write.write("t", {0: (0, 1)}, ledger_entries[:2], wait, lambda: False)
-    assert [e if isinstance(e, str) else e[0] for e in log] == [
-        "lookup failed",
-        "lookup failed",
-        "lookup",
-        "insert",
-    ]
+    assert log == ["lookup failed", "lookup failed", "lookup"]
+    assert fresh == ledger_entries[:2]
 
 
 async def test_giving_up_raises_and_inserts_nothing(ledger_entries: list[LedgerEntry]) -> None:
     client = FakeClient([], fail_inserts=100)
     write, _ = writer(client)
 
-    async def wait(seconds: float) -> None:
-        return None
-
     attempts = iter([False, False, True])
     with pytest.raises(BatchNotWritten, match=r"3 attempts; last: .*Connection refused"):
-        await write.write("t", {0: (0, 1)}, ledger_entries[:2], wait, lambda: next(attempts))
+        await write.insert("t", {0: (0, 1)}, ledger_entries[:2], Waits(), lambda: next(attempts))
     assert client.inserts == []
