@@ -75,16 +75,23 @@ class BillingWorker:
         account = decoded.account_id if isinstance(decoded, Decoded) else None
         if account is not None and self.accounts.applied(account, topic) >= message.offset:
             return
-        # Step 2.
-        self.accounts.position = (topic, message.offset)
-        result = decoded if isinstance(decoded, Result) else self.engine.apply(decoded)
+        try:
+            # Step 2.
+            self.accounts.position = (topic, message.offset)
+            result = decoded if isinstance(decoded, Result) else self.engine.apply(decoded)
+            # Step 3.
+            await self.publish(result.emitted)
+            # Step 4.
+            self.seen.save()
+            self.discounts.save()
+            self.accounts.save()
+        finally:
+            # A record interrupted before step 4 (a send error, a cancelled task during a
+            # rebalance) must leave nothing buffered: saved with the next record, its state
+            # would mark it applied although its outputs were never acknowledged.
+            for store in (self.seen, self.discounts, self.accounts):
+                store.discard()
         self.metrics.observe(topic, result)
-        # Step 3.
-        await self.publish(result.emitted)
-        # Step 4.
-        self.seen.save()
-        self.discounts.save()
-        self.accounts.save()
         # Step 5.
         if account is not None:
             self.schedule(account)

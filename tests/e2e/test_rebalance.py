@@ -70,6 +70,13 @@ def test_second_worker_joining_loses_nothing_and_charges_nothing_twice(
         )
         for e in expected.ledger
     }
-    assert by_id == want
+    missing = sorted(set(want) - set(by_id))
+    extra = sorted(set(by_id) - set(want))
+    wrong = {
+        entry_id: {k: (v, got.get(k)) for k, v in orjson.loads(body).items() if got.get(k) != v}
+        for entry_id, body in want.items()
+        if entry_id in by_id and (got := orjson.loads(by_id[entry_id])) != orjson.loads(body)
+    }
+    assert (missing, extra, wrong) == ([], [], {})
     funded = sum(1 for e in expected.ledger if e.funding == "subscription")
     assert funded < len(expected.ledger)  # windows were exhausted on the way

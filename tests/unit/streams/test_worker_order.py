@@ -7,6 +7,8 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from billing.catalog import load_catalog
 from schemas import topics
 from streams.topology import Topology
@@ -97,3 +99,26 @@ def test_a_record_already_applied_to_its_account_is_skipped() -> None:
     asyncio.run(billing.handle(chat))
     assert calls == []
     assert billing.accounts.applied("acct_1", topics.REQUESTS) == 5
+
+
+def test_a_record_interrupted_before_its_outputs_are_acknowledged_leaves_no_state() -> None:
+    billing = worker()
+    asyncio.run(billing.handle(Message(topics.SUBSCRIPTIONS, 0, encode(started()))))
+    ledger = billing.topology.outputs[topics.LEDGER]
+
+    async def failing_send(key: bytes, value: bytes) -> Any:
+        raise asyncio.CancelledError
+
+    ledger.send = failing_send  # type: ignore[method-assign]
+    chat = Message(topics.REQUESTS, 1, encode(request(start=at(1))))
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(billing.handle(chat))
+    assert billing.accounts.applied("acct_1", topics.REQUESTS) == -1
+    assert not billing.accounts.pending and not billing.seen.pending
+    # the re-delivered record is applied in full
+    del ledger.send
+    calls.clear()
+    asyncio.run(billing.handle(chat))
+    assert (
+        "send metering.ledger" in calls and billing.accounts.applied("acct_1", topics.REQUESTS) == 1
+    )
