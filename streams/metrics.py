@@ -37,6 +37,11 @@ class WorkerMetrics:
             ["route"],
             registry=self.registry,
         )
+        self.offset_gaps = Counter(
+            "metering_offset_gaps",
+            "Input offsets the consumer skipped (a lost charge if ever > 0)",
+            registry=self.registry,
+        )
         self.duplicates = Counter(
             "metering_duplicates", "Inputs already applied", registry=self.registry
         )

@@ -15,7 +15,13 @@ from tests.e2e.conftest import collect, publish, running_worker, wait_for_log
 from tests.factories import at, request, started
 from tests.unit.billing.conftest import run_scenario
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.e2e,
+    # Reproduces faust-streaming 0.15.3 skipping records across a rebalance (#216/#221):
+    # fails in about 1 run in 3. Deselected by default; run with `pytest -m known_defect`.
+    pytest.mark.known_defect,
+]
 
 
 def test_second_worker_joining_loses_nothing_and_charges_nothing_twice(
