@@ -71,7 +71,7 @@ def demo() -> None:
         status.add_row("replay output", str(output))
         status.add_row(
             "live pipeline",
-            "not built yet: the Faust worker, ClickHouse sink and simulator arrive with issues #4-#5",
+            "not part of this demo yet: `metering worker` and `metering sink` run it; the simulator and the live demo arrive with issue #5",
         )
         console.print(status)
 
