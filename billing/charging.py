@@ -24,7 +24,7 @@ from decimal import Decimal
 from billing.account import AccountState
 from billing.catalog.model import Catalog, CatalogVersion
 from billing.clock import advance, unit_of
-from billing.dedup import ChargeMemo, Seen, fingerprint
+from billing.dedup import ChargeMemo, Seen, already_applied, fingerprint
 from billing.discounts import DiscountPoint
 from billing.money import ZERO
 from billing.outputs import Duplicate, Emitted, Rejection, quota_event, stable_id
@@ -67,14 +67,16 @@ def charge(
     entry_id = charge_entry_id(request.account_id, request.request_id)
     print_ = fingerprint(request)
     # Step 1.
-    if prior is not None and prior.is_duplicate(source.position):
-        if prior.fingerprint == print_:
-            return Duplicate(entry_id)
-        return Rejection(
-            "conflict",
-            f"request_id {request.request_id} was already charged (entry {entry_id}) "
-            "with different content",
-        )
+    repeat = already_applied(
+        prior,
+        print_,
+        source.position,
+        entry_id,
+        f"request_id {request.request_id} was already charged (entry {entry_id}) "
+        "with different content",
+    )
+    if repeat is not None:
+        return repeat
     # Step 2.
     refused = _refusal(state, request, catalog, policy, source)
     if refused is not None:
@@ -117,17 +119,15 @@ def charge(
         flows(list_cost, version.zenmux.flow, request.status) if state.family == "zenmux" else ZERO
     )
     amount = flow_count if state.family == "zenmux" else charge_usd
-    debit_amount, overshoot = ZERO, ZERO
-    late = any(w is not None and w.resets_at <= late_before for w in owned.values())
+    debit_amount, overshoot, straggler = ZERO, ZERO, False
     if funding == "subscription":
         assert term is not None and plan is not None
-        state, debited, crossing, overshoot, straggler = _debit_windows(
-            state, request, version, plan, term.paid_usd, amount
+        state, owned, crossing, overshoot, straggler = _debit_windows(
+            state, owned, request, version, plan, term.paid_usd, amount
         )
-        owned = debited
         debit_amount = amount
-        late = late or straggler or any(w.resets_at <= late_before for w in debited.values() if w)
         emitted += crossing
+    late = straggler or any(w is not None and w.resets_at <= late_before for w in owned.values())
     # Step 6.
     ids = tuple(
         w.window_id if (w := owned.get(k)) is not None else None for k in ("5h", "7d", "period")
@@ -235,16 +235,18 @@ def _owning_windows(state: AccountState, started_at: datetime) -> dict[str, Wind
 
 def _debit_windows(
     state: AccountState,
+    owned: dict[str, Window | None],
     request: GatewayRequest,
     version: CatalogVersion,
     plan: str,
     paid_usd: Decimal,
     amount: Decimal,
 ) -> tuple[AccountState, dict[str, Window | None], list[Emitted], Decimal, bool]:
-    """Debit the request's windows, opening rolling ones it starts; returns crossings too."""
+    """Debit the request's windows (``owned``), opening rolling ones it starts; returns the
+    debited windows, crossings, overshoot, and whether it is a gap straggler."""
     started = request.started_at
     plan_caps = caps(version, state.family, plan, paid_usd)
-    owned = _owning_windows(state, started)
+    owned = dict(owned)
     windows = list(state.windows)
     straggler = False
     for kind in ROLLING_KINDS:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from billing.account import AccountState
 from billing.clock import advance, unit_of
-from billing.dedup import Seen, fingerprint
+from billing.dedup import Seen, already_applied, fingerprint
 from billing.money import ZERO
 from billing.outputs import Duplicate, Emitted, Rejection, quota_event, stable_id
 from billing.policy import Policy
@@ -46,12 +46,15 @@ def adjust(
 ) -> Adjusted | Rejection | Duplicate:
     entry_id = adjustment_entry_id(adjustment.account_id, adjustment.adjustment_id)
     print_ = fingerprint(adjustment)
-    if prior is not None and prior.is_duplicate(source.position):
-        if prior.fingerprint == print_:
-            return Duplicate(entry_id)
-        return Rejection(
-            "conflict", f"adjustment {adjustment.adjustment_id} reused with different content"
-        )
+    repeat = already_applied(
+        prior,
+        print_,
+        source.position,
+        entry_id,
+        f"adjustment {adjustment.adjustment_id} reused with different content",
+    )
+    if repeat is not None:
+        return repeat
     if state is None:
         return Rejection("unknown_account", f"account {adjustment.account_id} has no subscription")
     memo = original.charge if original is not None else None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from billing.outputs import Duplicate, Rejection
 from schemas.base import Contract
 from schemas.ledger import Funding, LedgerEntry, Unit
 
@@ -81,3 +82,16 @@ class Seen:
 
     def is_duplicate(self, position: tuple[str, int, int]) -> bool:
         return self.source != position
+
+
+def already_applied(
+    prior: Seen | None, fingerprint: str, position: tuple[str, int, int], key: str, conflict: str
+) -> Duplicate | Rejection | None:
+    """What a previously seen id means for this input: nothing (apply it), a duplicate (same
+    content: ignore it) or a conflict (same id, other content: dead-letter it with ``conflict``).
+    The very record re-delivered at its own position is not a repeat (see ``Seen``)."""
+    if prior is None or not prior.is_duplicate(position):
+        return None
+    if prior.fingerprint == fingerprint:
+        return Duplicate(key)
+    return Rejection("conflict", conflict)

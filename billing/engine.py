@@ -19,7 +19,7 @@ from billing.catalog.model import Catalog
 from billing.charging import Charged, charge, charge_entry_id
 from billing.clock import advance, next_deadline
 from billing.corrections import Adjusted, adjust, adjustment_entry_id
-from billing.dedup import Seen, fingerprint
+from billing.dedup import Seen, already_applied, fingerprint
 from billing.discounts import DiscountPoint, DiscountTimeline
 from billing.intake import decode, redact
 from billing.lifecycle import Applied, apply_subscription
@@ -170,9 +170,10 @@ class Engine:
 
     def _subscription(self, event: Any, source: Source) -> list[Emitted] | Rejection | Duplicate:
         key = stable_id("ls", event.account_id, fingerprint(event))
-        prior = self.seen.get(key)
-        if prior is not None and prior.is_duplicate(source.position):
-            return Duplicate(key)
+        # the key is the content's hash, so a repeat is always a duplicate, never a conflict
+        repeat = already_applied(self.seen.get(key), key, source.position, key, "")
+        if repeat is not None:
+            return repeat
         outcome = apply_subscription(
             self.accounts.get(event.account_id), event, self.catalog, self.policy
         )
