@@ -55,39 +55,64 @@ class StagedTable(MutableMapping[str, V], Generic[V]):
         """Write the buffered values to the table (each assignment is a changelog record)."""
         for key, value in self.pending.items():
             self.table[key] = self.encode(value)
-        self.pending.clear()
+        self.discard()
 
     def discard(self) -> None:
         self.pending.clear()
 
 
 class AccountTable(StagedTable[AccountState]):
-    """Account states, each stored with the last applied offset of every input topic."""
+    """Account states, each stored with the last applied offset of every input topic.
+
+    A stored value is read and decoded once per record (``_envelope``), however many times
+    the worker and the engine ask for it.
+    """
 
     def __init__(self, table: Any) -> None:
-        super().__init__(table, self._encode_unused, self._state_of)
+        super().__init__(table, self._encode, self._decode)
         self.position: tuple[str, int] | None = None
+        self._read: dict[str, tuple[AccountState, dict[str, int]] | None] = {}
 
     @staticmethod
-    def _encode_unused(state: AccountState) -> bytes:
-        raise NotImplementedError  # saving goes through ``save`` below, which adds offsets
+    def _encode(state: AccountState) -> bytes:
+        return orjson.dumps({"state": account_body(state), "applied": {}})
 
     @staticmethod
-    def _state_of(raw: bytes) -> AccountState:
+    def _decode(raw: bytes) -> AccountState:
         return account_from_body(orjson.loads(raw)["state"])
+
+    def _envelope(self, key: str) -> tuple[AccountState, dict[str, int]] | None:
+        if key not in self._read:
+            raw = self.table.get(key)
+            body = None if raw is None else orjson.loads(raw)
+            self._read[key] = (
+                None if body is None else (account_from_body(body["state"]), body["applied"])
+            )
+        return self._read[key]
+
+    def __getitem__(self, key: str) -> AccountState:
+        if key in self.pending:
+            return self.pending[key]
+        envelope = self._envelope(key)
+        if envelope is None:
+            raise KeyError(key)
+        return envelope[0]
 
     def applied(self, account_id: str, topic: str) -> int:
         """Offset of the last ``topic`` record applied to the account (-1 if none)."""
-        raw = self.table.get(account_id)
-        if raw is None:
-            return -1
-        return int(orjson.loads(raw)["applied"].get(topic, -1))
+        envelope = self._envelope(account_id)
+        return -1 if envelope is None else int(envelope[1].get(topic, -1))
 
     def save(self) -> None:
         for key, state in self.pending.items():
-            raw = self.table.get(key)
-            applied = {} if raw is None else orjson.loads(raw)["applied"]
+            envelope = self._envelope(key)
+            applied = {} if envelope is None else dict(envelope[1])
             if self.position is not None:
                 applied[self.position[0]] = self.position[1]
             self.table[key] = orjson.dumps({"state": account_body(state), "applied": applied})
-        self.pending.clear()
+        self.discard()
+
+    def discard(self) -> None:
+        """Forget buffered writes and what was read (the table may change between records)."""
+        super().discard()
+        self._read.clear()
