@@ -11,6 +11,7 @@ Per input record, in this order (the argument is in streams/README.md):
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import logging
 from datetime import UTC, datetime
@@ -51,6 +52,9 @@ class BillingWorker:
         self.deadlines: list[tuple[datetime, str]] = []
         self.metrics = WorkerMetrics()
         self.next_offset: dict[Any, int] = {}
+        # Both agents share the engine and its staged stores: one record at a time, or one
+        # agent's save or discard would take the other's buffered writes with it.
+        self.one_at_a_time = asyncio.Lock()
         app = topology.app
         app.agent(topology.inputs, name="bill", concurrency=1)(self.bill)
         app.agent(topology.discounts, name="discounts", concurrency=1)(self.discount)
@@ -84,17 +88,22 @@ class BillingWorker:
         self.next_offset[tp] = message.offset + 1
 
     async def handle(self, message: Any) -> None:
-        """Steps 1-5 of the module docstring for one Kafka message."""
+        """Steps 1-5 of the module docstring for one Kafka message, one message at a time."""
+        async with self.one_at_a_time:
+            await self._handle(message)
+
+    async def _handle(self, message: Any) -> None:
         topic = self.topology.unprefixed(message.topic)
         received = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None
         source = Source(topic, message.partition, message.offset, received)
         key = message.key.decode("utf-8", errors="replace") if message.key else None
-        # Step 1.
-        decoded = self.engine.decode(source, message.value or b"", key)
-        account = decoded.account_id if isinstance(decoded, Decoded) else None
-        if account is not None and self.accounts.applied(account, topic) >= message.offset:
-            return
+        self.forget()  # what the timer read between records may be stale now
         try:
+            # Step 1.
+            decoded = self.engine.decode(source, message.value or b"", key)
+            account = decoded.account_id if isinstance(decoded, Decoded) else None
+            if account is not None and self.accounts.applied(account, topic) >= message.offset:
+                return
             # Step 2.
             self.accounts.position = (topic, message.offset)
             result = decoded if isinstance(decoded, Result) else self.engine.apply(decoded)
@@ -108,12 +117,16 @@ class BillingWorker:
             # A record interrupted before step 4 (a send error, a cancelled task during a
             # rebalance) must leave nothing buffered: saved with the next record, its state
             # would mark it applied although its outputs were never acknowledged.
-            for store in (self.seen, self.discounts, self.accounts):
-                store.discard()
+            self.forget()
         self.metrics.observe(topic, result)
         # Step 5.
         if account is not None:
             self.schedule(account)
+
+    def forget(self) -> None:
+        """Drop buffered writes and cached reads of every store."""
+        for store in (self.seen, self.discounts, self.accounts):
+            store.discard()
 
     async def publish(self, emitted: list[Emitted]) -> None:
         pending = []

@@ -13,7 +13,7 @@ from billing.catalog import load_catalog
 from schemas import topics
 from streams.topology import Topology
 from streams.worker import BillingWorker
-from tests.factories import at, encode, request, started
+from tests.factories import at, discount, encode, request, started
 
 calls: list[str] = []
 
@@ -121,4 +121,44 @@ def test_a_record_interrupted_before_its_outputs_are_acknowledged_leaves_no_stat
     asyncio.run(billing.handle(chat))
     assert (
         "send metering.ledger" in calls and billing.accounts.applied("acct_1", topics.REQUESTS) == 1
+    )
+
+
+def test_agents_handling_records_at_once_do_not_drop_each_others_writes() -> None:
+    # given the billing agent waiting for the broker to acknowledge a subscription's outputs
+    billing = worker()
+    routing = billing.topology.outputs[topics.ROUTING]
+    original = routing.send
+    acknowledged = asyncio.Event()
+
+    async def slow_send(key: bytes, value: bytes) -> Any:
+        delivery = await original(key, value)
+
+        async def later() -> None:
+            await acknowledged.wait()
+            await delivery
+
+        return later()
+
+    routing.send = slow_send  # type: ignore[method-assign]
+
+    async def both() -> None:
+        subscription = asyncio.create_task(
+            billing.handle(Message(topics.SUBSCRIPTIONS, 0, encode(started())))
+        )
+        await asyncio.sleep(0)  # the subscription is now awaiting its acknowledgement
+        discount_change = discount("z-ai/glm-4.7", "high", at(0))
+        change = asyncio.create_task(
+            billing.handle(Message(topics.DISCOUNTS, 0, encode(discount_change), key=b"z"))
+        )
+        await asyncio.sleep(0)
+        acknowledged.set()
+        await asyncio.gather(subscription, change)
+
+    # when the discount agent handles a record meanwhile
+    asyncio.run(both())
+    # then both records' state is saved
+    assert billing.accounts.applied("acct_1", topics.SUBSCRIPTIONS) == 0
+    assert (
+        "acct_1" in billing.topology.accounts and "z-ai/glm-4.7" in billing.topology.discount_table
     )
