@@ -21,6 +21,9 @@ from schemas import topics
 from schemas.ledger import LedgerEntry
 from schemas.quota import QuotaEvent
 
+PROGRESS_EVERY = 4096
+"""Lines between progress reports: per batch, not per event."""
+
 
 @dataclass
 class ReplaySummary:
@@ -59,14 +62,16 @@ def fold_log(
 ) -> Iterator[Emitted]:
     """Every output of the log, in order; a malformed line becomes a dead letter."""
     engine = replay.engine
-    for item in read_log(stream):
-        if on_progress is not None:
+    for number, item in enumerate(read_log(stream)):
+        if on_progress is not None and number % PROGRESS_EVERY == 0:
             on_progress(stream.tell())
         if isinstance(item, LogRecord):
             yield from replay.feed(item.source, item.payload, item.key)
         else:
             source = Source("", 0, item.number)
             yield engine.dead_letter(source, item.raw, None, Rejection("invalid", item.reason))
+    if on_progress is not None:
+        on_progress(stream.tell())
     yield from replay.finish()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from tests.factories import at, discount, lifecycle, request, started
@@ -140,18 +140,17 @@ def test_reset_restores_without_further_traffic_and_routes_back_to_subscription(
     assert [r.seq for r in acct_1] == [1, 2, 3]
 
 
+def million_sonnet_tokens(start: datetime) -> dict[str, object]:
+    """A request worth exactly $3.00 at list: 1M Claude Sonnet 4.5 input tokens."""
+    return request(
+        start=start, model="anthropic/claude-sonnet-4.5", input_tokens=1_000_000, output_tokens=0
+    )
+
+
 def test_lilac_five_hour_cap_is_a_quarter_of_included_usage() -> None:
     # Basic: $20 included → 5h cap $5; Sonnet 4.5 at $3/M input: 2 requests of 1M cross it
     values = [started(family="lilac", plan="basic", paid="10")]
-    values += [
-        request(
-            start=at(i),
-            model="anthropic/claude-sonnet-4.5",
-            input_tokens=1_000_000,
-            output_tokens=0,
-        )
-        for i in range(3)
-    ]
+    values += [million_sonnet_tokens(at(i)) for i in range(3)]
     result = run_scenario(values)
     assert result.quota[0].cap == Decimal("5") and result.quota[0].window_kind == "5h"
     assert [e.funding for e in result.ledger] == ["subscription", "subscription", "unfunded"]
@@ -159,19 +158,9 @@ def test_lilac_five_hour_cap_is_a_quarter_of_included_usage() -> None:
 
 def test_upgrade_that_raises_the_cap_restores_an_exhausted_window_at_once() -> None:
     values = [started(family="lilac", plan="basic", paid="10")]
-    values += [
-        request(
-            start=at(i),
-            model="anthropic/claude-sonnet-4.5",
-            input_tokens=1_000_000,
-            output_tokens=0,
-        )
-        for i in range(2)
-    ]
+    values += [million_sonnet_tokens(at(i)) for i in range(2)]
     values += [lifecycle("upgraded", when=at(30), plan="max", paid_usd="90")]
-    after = request(
-        start=at(31), model="anthropic/claude-sonnet-4.5", input_tokens=1_000_000, output_tokens=0
-    )
+    after = million_sonnet_tokens(at(31))
     result = run_scenario([*values, after])
     restored = [q for q in result.quota if q.type == "restored"]
     assert restored and restored[0].reason == "upgrade" and restored[0].at == at(30)
