@@ -40,11 +40,15 @@ class Jvm:
         ]
 
     def format_storage(self, props: Path, data_dir: Path, log_path: Path) -> None:
-        """``StorageTool format``; a formatted ``data_dir`` keeps its cluster id and data."""
+        """``StorageTool format``; a formatted ``data_dir`` keeps its cluster id and data.
+
+        The id is passed as ``--cluster-id=…``: a URL-safe id may begin with ``-``, which
+        argparse would read as an option after a separate ``-t``.
+        """
         cluster_id = config.stored_cluster_id(data_dir) or config.new_cluster_id()
         command = self.command(
             "kafka.tools.StorageTool", "format", "--ignore-formatted",
-            "-t", cluster_id, "-c", str(props),
+            f"--cluster-id={cluster_id}", "-c", str(props),
         )  # fmt: skip
         with log_path.open("ab") as out:
             try:
