@@ -37,9 +37,9 @@ class WorkerMetrics:
             ["route"],
             registry=self.registry,
         )
-        self.offset_gaps = Counter(
-            "metering_offset_gaps",
-            "Input offsets the consumer skipped (a lost charge if ever > 0)",
+        self.reread = Counter(
+            "metering_input_records_reread",
+            "Input records the consumer skipped and the worker re-read from the broker",
             registry=self.registry,
         )
         self.duplicates = Counter(

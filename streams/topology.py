@@ -26,7 +26,9 @@ class Topology:
     accounts: Any
     seen: Any
     discount_table: Any
+    positions: Any
     prefix: str
+    bootstrap_servers: str
 
     def unprefixed(self, name: str) -> str:
         return name[len(self.prefix) :] if name.startswith(self.prefix) else name
@@ -98,5 +100,9 @@ def build(
         discount_table=app.GlobalTable(
             "discounts", key_type=str, value_type=bytes, partitions=settings.partitions
         ),
+        positions=app.Table(
+            "positions", key_type=str, value_type=bytes, partitions=settings.partitions
+        ),
         prefix=prefix,
+        bootstrap_servers=broker,
     )

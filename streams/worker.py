@@ -1,11 +1,15 @@
 """The billing worker: the engine bound to Faust tables, its agents and its tick timer.
 
 Per input record, in this order (the argument is in streams/README.md):
+0. Continuity: a record at or below its partition's stored position was applied before:
+   drop it; a record beyond ``position + 1`` means the consumer skipped records: re-read
+   them from the broker and apply them first (``streams.continuity``).
 1. Decode; a record already applied to its account (its offset is at or below the one stored
    with the account) was fully processed before a crash: skip it.
 2. Fold it with the engine; table writes are only buffered.
 3. Publish every output and wait until the broker acknowledged all of them.
-4. Save the buffered writes: idempotency records first, then the account (with the offset).
+4. Save the buffered writes: idempotency records first, then the account (with the offset),
+   then the partition's position.
 5. Schedule the account's next reset or term end for the tick timer.
 """
 
@@ -24,6 +28,7 @@ from billing.policy import Policy
 from billing.source import Source
 from schemas.ticks import Tick
 from streams.codecs import decode_seen, decode_timeline, encode_seen, encode_timeline
+from streams.continuity import InputMessage, Positions, RangeReader, Reader
 from streams.metrics import WorkerMetrics
 from streams.stores import AccountTable, StagedTable
 from streams.topology import Topology
@@ -37,8 +42,16 @@ TICK_INTERVAL_S = 0.1
 class BillingWorker:
     """Registers the agents and the timer on ``topology.app``."""
 
-    def __init__(self, topology: Topology, catalog: Catalog, policy: Policy | None = None) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        catalog: Catalog,
+        policy: Policy | None = None,
+        reader: Reader | None = None,
+    ) -> None:
         self.topology = topology
+        self.positions = Positions(topology.positions)
+        self.reader = reader or RangeReader(topology.bootstrap_servers)
         self.accounts = AccountTable(topology.accounts)
         self.seen = StagedTable(topology.seen, encode_seen, decode_seen)
         self.discounts = StagedTable(topology.discount_table, encode_timeline, decode_timeline)
@@ -51,7 +64,6 @@ class BillingWorker:
         )
         self.deadlines: list[tuple[datetime, str]] = []
         self.metrics = WorkerMetrics()
-        self.next_offset: dict[Any, int] = {}
         # Both agents share the engine and its staged stores: one record at a time, or one
         # agent's save or discard would take the other's buffered writes with it.
         self.one_at_a_time = asyncio.Lock()
@@ -63,36 +75,32 @@ class BillingWorker:
 
     async def bill(self, stream: Any) -> None:
         async for event in stream.events():
-            self.check_continuity(event.message)
             await self.handle(event.message)
 
     async def discount(self, stream: Any) -> None:
         async for event in stream.events():
-            self.check_continuity(event.message)
             await self.handle(event.message)
 
-    def check_continuity(self, message: Any) -> None:
-        """Count and log input offsets the consumer skipped (never expected: see README).
-
-        Input topics are neither compacted nor transactional, so offsets are consecutive. After
-        a rebalance faust-streaming 0.15 can resume a partition past records it never delivered
-        and treat them as a harmless gap (faust-streaming #216/#221): those charges are lost.
-        The worker cannot re-read them reliably (a seek does not bring them back), so it makes
-        the loss visible: ``metering_offset_gaps`` must stay 0.
-        """
-        tp = message.tp
-        expected = self.next_offset.get(tp)
-        if expected is not None and message.offset > expected:
-            self.metrics.offset_gaps.inc()
-            log.error("offsets %d-%d of %s were never delivered", expected, message.offset - 1, tp)
-        self.next_offset[tp] = message.offset + 1
-
-    async def handle(self, message: Any) -> None:
-        """Steps 1-5 of the module docstring for one Kafka message, one message at a time."""
+    async def handle(self, message: InputMessage) -> None:
+        """Steps 0-5 of the module docstring for one Kafka message, one message at a time."""
         async with self.one_at_a_time:
+            # Step 0.
+            topic, partition = message.topic, message.partition
+            expected = self.positions.expected(topic, partition)
+            if expected is not None and message.offset < expected:
+                return
+            if expected is not None and message.offset > expected:
+                missing = await self.reader.read(topic, partition, expected, message.offset)
+                self.metrics.reread.inc(len(missing))
+                log.warning(
+                    "the consumer skipped offsets %d-%d of %s[%d]: re-read %d records",
+                    expected, message.offset - 1, topic, partition, len(missing),
+                )  # fmt: skip
+                for record in missing:
+                    await self._handle(record)
             await self._handle(message)
 
-    async def _handle(self, message: Any) -> None:
+    async def _handle(self, message: InputMessage) -> None:
         topic = self.topology.unprefixed(message.topic)
         received = datetime.fromtimestamp(message.timestamp, UTC) if message.timestamp else None
         source = Source(topic, message.partition, message.offset, received)
@@ -103,6 +111,7 @@ class BillingWorker:
             decoded = self.engine.decode(source, message.value or b"", key)
             account = decoded.account_id if isinstance(decoded, Decoded) else None
             if account is not None and self.accounts.applied(account, topic) >= message.offset:
+                self.positions.complete(message.topic, message.partition, message.offset)
                 return
             # Step 2.
             self.accounts.position = (topic, message.offset)
@@ -113,6 +122,7 @@ class BillingWorker:
             self.seen.save()
             self.discounts.save()
             self.accounts.save()
+            self.positions.complete(message.topic, message.partition, message.offset)
         finally:
             # A record interrupted before step 4 (a send error, a cancelled task during a
             # rebalance) must leave nothing buffered: saved with the next record, its state

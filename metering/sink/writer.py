@@ -43,12 +43,29 @@ WHERE account_id IN {accounts:Array(String)}
 """
 
 
+# Every stored entry once (FINAL collapses re-deliveries), optionally of one account, in the
+# ledger's own order.
+_ENTRIES_SQL = """
+SELECT {columns}
+FROM {{db:Identifier}}.ledger FINAL
+WHERE {{account:String}} = '' OR account_id = {{account:String}}
+ORDER BY account_id, started_at, entry_id
+"""
+
+
 class LedgerStore(Protocol):
     """The two calls the sink makes on the store (blocking; run in a thread)."""
 
     def stored_entry_ids(self, entries: Sequence[LedgerEntry]) -> set[str]: ...
 
     def insert(self, entries: Sequence[LedgerEntry], token: str) -> None: ...
+
+
+def _aware(value: object) -> object:
+    """DateTime64(6, 'UTC') may come back naive (chDB): it is UTC."""
+    if isinstance(value, datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
 
 
 def _param_time(value: datetime) -> str:
@@ -74,6 +91,19 @@ class ClickHouseLedgerStore:
         }
         rows = self.client.query(_STORED_SQL, parameters=parameters).result_rows
         return {str(row[0]) for row in rows}
+
+    def entries(self, account_id: str | None = None) -> list[LedgerEntry]:
+        """The stored ledger (of one account), each entry once, back in the contract's shape."""
+        sql = _ENTRIES_SQL.format(columns=", ".join(COLUMN_NAMES))
+        result = self.client.query(
+            sql, parameters={"db": self.database, "account": account_id or ""}
+        )
+        return [
+            LedgerEntry.model_validate(
+                {name: _aware(value) for name, value in zip(COLUMN_NAMES, row, strict=True)}
+            )
+            for row in result.result_rows
+        ]
 
     def insert(self, entries: Sequence[LedgerEntry], token: str) -> None:
         self.client.insert(

@@ -19,6 +19,9 @@ from deploy.kafka.config import free_ports
 from schemas import topics
 from tests.factories import encode, topic_for
 
+SOURCE_FIELDS = frozenset({"source_topic", "source_partition", "source_offset"})
+"""Where an entry was read from: the live log's offsets, not the replayed file's lines."""
+
 
 @pytest.fixture
 def worker_env(kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path) -> dict[str, str]:
@@ -78,18 +81,26 @@ def worker(
         yield proc
 
 
-async def publish(bootstrap: str, prefix: str, values: list[dict[str, Any] | bytes]) -> None:
+async def publish(bootstrap: str, prefix: str, values: list[dict[str, Any] | bytes]) -> list[int]:
+    """Send each value to its topic keyed by account, in order; their record timestamps (ms)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=True)
     await producer.start()
+    stamps = []
     try:
         for value in values:
             if isinstance(value, bytes):
-                await producer.send_and_wait(prefix + topics.REQUESTS, value, key=b"acct_zen")
-                continue
-            key = value.get("account_id") or value["model"]
-            await producer.send_and_wait(prefix + topic_for(value), encode(value), key=key.encode())
+                sent = await producer.send_and_wait(
+                    prefix + topics.REQUESTS, value, key=b"acct_zen"
+                )
+            else:
+                key = value.get("account_id") or value["model"]
+                sent = await producer.send_and_wait(
+                    prefix + topic_for(value), encode(value), key=key.encode()
+                )
+            stamps.append(sent.timestamp)
     finally:
         await producer.stop()
+    return stamps
 
 
 async def collect(
@@ -116,3 +127,18 @@ async def collect(
     finally:
         await consumer.stop()
     return found
+
+
+def ledger_diff(
+    want: list[dict[str, Any]], got: list[dict[str, Any]]
+) -> tuple[list[str], list[str], dict[str, dict[str, tuple[Any, Any]]]]:
+    """(missing entry ids, extra entry ids, {entry id: {field: (wanted, got)}}) of two ledgers."""
+    wanted = {row["entry_id"]: row for row in want}
+    found = {row["entry_id"]: row for row in got}
+    wrong = {
+        entry_id: {k: (v, found[entry_id].get(k)) for k, v in row.items()
+                   if found[entry_id].get(k) != v}
+        for entry_id, row in wanted.items()
+        if entry_id in found and found[entry_id] != row
+    }  # fmt: skip
+    return sorted(set(wanted) - set(found)), sorted(set(found) - set(wanted)), wrong

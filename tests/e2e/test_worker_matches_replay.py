@@ -12,13 +12,11 @@ import orjson
 import pytest
 
 from schemas import topics
-from tests.e2e.conftest import collect, publish
+from tests.e2e.conftest import SOURCE_FIELDS, collect, publish
 from tests.factories import at, discount, lifecycle, request, started
 from tests.unit.billing.conftest import run_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-SOURCE_FIELDS = {"source_topic", "source_partition", "source_offset"}
 
 
 def scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any] | bytes]]:

@@ -138,6 +138,9 @@ async def test_the_sink_stores_what_the_topic_holds_and_skips_poison(
         assert charge == by_id[entry_id].charge_usd
         assert started_at.replace(tzinfo=None) == by_id[entry_id].started_at.replace(tzinfo=None)
         assert late is by_id[entry_id].late
+    # and read back, every entry is the one the billing core emitted, field for field
+    read_back = ClickHouseLedgerStore(clickhouse_client, ledger_db).entries()
+    assert read_back == sorted(entries, key=lambda e: (e.account_id, e.started_at, e.entry_id))
     # and the poison value was counted and skipped, not fatal
     assert sink.metrics.value("poison_records_total") == 1
     assert sink.metrics.value("rows_inserted_total") == len(entries)

@@ -1,5 +1,6 @@
 """The worker's per-record order, pinned: outputs acknowledged before any state is saved;
-idempotency records before the account; a record already applied is skipped."""
+idempotency records before the account, the partition's position last; a record already
+applied is skipped; records the consumer skipped are re-read and applied first, in order."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 
 from billing.catalog import load_catalog
 from schemas import topics
+from streams.continuity import InputRecord
 from streams.topology import Topology
 from streams.worker import BillingWorker
 from tests.factories import at, discount, encode, request, started
@@ -62,7 +64,29 @@ class Message:
     timestamp: float | None = None
 
 
-def worker() -> BillingWorker:
+class LogReader:
+    """The partition as the broker holds it: what a re-read returns."""
+
+    def __init__(self) -> None:
+        self.log: list[InputRecord] = []
+        self.reads: list[tuple[str, int, int, int]] = []
+
+    def append(self, message: Message) -> Message:
+        self.log.append(
+            InputRecord(message.topic, message.partition, message.offset, None, message.key,
+                        message.value)
+        )  # fmt: skip
+        return message
+
+    async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
+        self.reads.append((topic, partition, start, stop))
+        return [
+            r for r in self.log
+            if (r.topic, r.partition) == (topic, partition) and start <= r.offset < stop
+        ]  # fmt: skip
+
+
+def worker(reader: LogReader | None = None) -> BillingWorker:
     topology = Topology(
         app=FakeApp(),  # type: ignore[arg-type]
         inputs=None,
@@ -72,9 +96,11 @@ def worker() -> BillingWorker:
         accounts=RecordingTable("accounts"),
         seen=RecordingTable("seen"),
         discount_table=RecordingTable("discounts"),
+        positions=RecordingTable("positions"),
         prefix="",
+        bootstrap_servers="unused:9092",
     )
-    return BillingWorker(topology, load_catalog())
+    return BillingWorker(topology, load_catalog(), reader=reader or LogReader())
 
 
 def test_outputs_are_acknowledged_before_state_is_saved() -> None:
@@ -87,6 +113,7 @@ def test_outputs_are_acknowledged_before_state_is_saved() -> None:
         "ack metering.ledger",
         "save seen",
         "save accounts",
+        "save positions",
     ]
 
 
@@ -162,3 +189,45 @@ def test_agents_handling_records_at_once_do_not_drop_each_others_writes() -> Non
     assert (
         "acct_1" in billing.topology.accounts and "z-ai/glm-4.7" in billing.topology.discount_table
     )
+
+
+def test_records_the_consumer_skipped_are_re_read_and_applied_first_in_order() -> None:
+    # given a partition of five requests of which the consumer delivers only the last
+    reader = LogReader()
+    billing = worker(reader)
+    asyncio.run(billing.handle(Message(topics.SUBSCRIPTIONS, 0, encode(started()))))
+    chats = [
+        reader.append(Message(topics.REQUESTS, n, encode(request(start=at(n), request_id=f"r{n}"))))
+        for n in range(5)
+    ]
+    asyncio.run(billing.handle(chats[0]))
+    calls.clear()
+
+    # when offset 4 arrives after offset 0
+    asyncio.run(billing.handle(chats[4]))
+
+    # then offsets 1-3 were read from the broker and charged before it, in order
+    assert reader.reads == [(topics.REQUESTS, 0, 1, 4)]
+    assert calls.count("ack metering.ledger") == 4
+    assert billing.accounts.applied("acct_1", topics.REQUESTS) == 4
+    assert billing.positions.expected(topics.REQUESTS, 0) == 5
+    assert billing.metrics.reread._value.get() == 3
+
+
+def test_a_record_at_or_below_its_partitions_position_is_dropped() -> None:
+    # given two requests applied in order
+    billing = worker()
+    asyncio.run(billing.handle(Message(topics.SUBSCRIPTIONS, 0, encode(started()))))
+    chats = [
+        Message(topics.REQUESTS, n, encode(request(start=at(n), request_id=f"r{n}")))
+        for n in range(2)
+    ]
+    for chat in chats:
+        asyncio.run(billing.handle(chat))
+    calls.clear()
+
+    # when the consumer delivers the first one again (a seek back after a rebalance)
+    asyncio.run(billing.handle(chats[0]))
+
+    # then nothing is sent or saved
+    assert calls == []

@@ -1,0 +1,94 @@
+"""The whole path on real parts: input log → Kafka → worker (a subprocess) → metering.ledger →
+sink → ClickHouse, equal entry for entry to ``metering replay`` of the same log."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from clickhouse_connect.driver.client import Client
+
+from billing.catalog import load_catalog
+from metering.replay.run import replay_file
+from metering.sink import ClickHouseLedgerStore
+from metering.warehouse import migrate
+from schemas import topics
+from schemas.ledger import LedgerEntry
+from tests.e2e.conftest import SOURCE_FIELDS, collect, ledger_diff, publish
+from tests.factories import log_lines, topic_for
+from tests.integration.ledger_pipeline import running_sink, scenario, wait_until
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+
+def from_the_future(value: dict[str, Any]) -> bool:
+    """A request that starts after now: the live worker rejects it (it checks ingest time)."""
+    started_at = value.get("started_at")
+    return started_at is not None and datetime.fromisoformat(started_at) > datetime.now(UTC)
+
+
+def replayed_ledger(log: list[dict[str, Any]], tmp_path: Path) -> list[dict[str, Any]]:
+    """``metering replay`` of the log file: its ledger lines, without the source position."""
+    (tmp_path / "log.jsonl").write_text(log_lines(log), encoding="utf-8")
+    replay_file(tmp_path / "log.jsonl", tmp_path / "out.jsonl", load_catalog())
+    lines = [orjson.loads(line) for line in (tmp_path / "out.jsonl").read_bytes().splitlines()]
+    return canonical(
+        LedgerEntry.model_validate_json(orjson.dumps(line["value"]))
+        for line in lines
+        if line["topic"] == topics.LEDGER
+    )
+
+
+def canonical(entries: Iterable[LedgerEntry]) -> list[dict[str, Any]]:
+    """Entries as field dicts (money as Decimal: equal values compare equal at any scale)."""
+    rows = [entry.model_dump(exclude=set(SOURCE_FIELDS)) for entry in entries]
+    return sorted(rows, key=lambda row: (row["account_id"], row["entry_id"]))
+
+
+async def test_the_ledger_in_clickhouse_equals_the_offline_replay(
+    worker: Any,
+    kafka_bootstrap: str,
+    kafka_topic_prefix: str,
+    clickhouse_client: Client,
+    clickhouse_database: str,
+    tmp_path: Path,
+) -> None:
+    # given a log with exhaustion + fallback, leakage, payg, Lilac discounts, a refund and a
+    # month boundary, and what the offline replay makes of it
+    log = [v for v in scenario() if not from_the_future(v)]
+    expected = replayed_ledger(log, tmp_path)
+    setup = log[:6]  # the scenario opens with its subscriptions and discounts
+    refunds = [v for v in log if topic_for(v) == topics.ADJUSTMENTS]
+    traffic = [v for v in log if v not in setup and v not in refunds]
+    migrate(clickhouse_client, database=clickhouse_database)
+    store = ClickHouseLedgerStore(clickhouse_client, clickhouse_database)
+
+    # when it is published (lifecycle first, the refund after the charge it refunds) while
+    # the sink runs
+    async with running_sink(
+        kafka_bootstrap, kafka_topic_prefix, clickhouse_client, clickhouse_database
+    ):
+        await publish(kafka_bootstrap, kafka_topic_prefix, setup)
+        await collect(kafka_bootstrap, kafka_topic_prefix + topics.ROUTING, 3, timeout=60)
+        await publish(kafka_bootstrap, kafka_topic_prefix, traffic)
+        await collect(
+            kafka_bootstrap, kafka_topic_prefix + topics.LEDGER, len(expected) - len(refunds),
+            distinct="entry_id",
+        )  # fmt: skip
+        await publish(kafka_bootstrap, kafka_topic_prefix, refunds)
+
+        async def all_stored() -> bool:
+            return len(await asyncio.to_thread(store.entries)) >= len(expected)
+
+        await wait_until(all_stored, "every ledger entry in ClickHouse", timeout_s=120)
+
+    # then ClickHouse holds exactly the replay's entries, field for field
+    assert ledger_diff(expected, canonical(store.entries())) == ([], [], {})
+    assert any(row["fallback_key_id"] for row in expected)  # exhausted onto the fallback key
+    assert any(row["funding"] == "unfunded" for row in expected)  # leakage
+    assert any(row["kind"] == "adjustment" for row in expected)
