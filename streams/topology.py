@@ -49,6 +49,7 @@ def build(
         f"{prefix}{app_id}",
         broker=f"kafka://{broker}",
         store=store or f"rocksdb://{settings.home / 'worker-state'}",
+        datadir=str(settings.home / "faust"),  # not Faust's default: ./<app id>-data
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         processing_guarantee="at_least_once",

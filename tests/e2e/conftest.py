@@ -69,7 +69,9 @@ def wait_for_log(
     deadline = time.monotonic() + timeout
     while marker not in log_path.read_bytes():
         assert proc.poll() is None, log_path.read_text()[-3000:]
-        assert time.monotonic() < deadline, f"worker never logged {marker!r}"
+        assert time.monotonic() < deadline, (
+            f"worker never logged {marker!r}:\n{log_path.read_text()[-3000:]}"
+        )
         time.sleep(0.2)  # poll interval while waiting on the log
 
 
