@@ -48,8 +48,11 @@ def build(
     app = faust.App(
         f"{prefix}{app_id}",
         broker=f"kafka://{broker}",
-        store=store or f"rocksdb://{settings.home / 'worker-state'}",
-        datadir=str(settings.home / "faust"),  # not Faust's default: ./<app id>-data
+        # "rocksdb://" without a path: each table gets its own database per partition
+        # (<datadir>/v1/tables/<table>-<partition>.db); a path in the URL would
+        # make every table open the same files and fail on RocksDB's lock.
+        store=store or "rocksdb://",
+        datadir=str(settings.home / "faust" / f"{prefix}{app_id}"),  # not ./<app id>-data
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         processing_guarantee="at_least_once",

@@ -21,7 +21,11 @@ def worker(
         int, typer.Option(help="Port of the worker's web views (127.0.0.1).")
     ] = 6066,
     store: Annotated[
-        str | None, typer.Option(help="Table store URL (default rocksdb under METERING_HOME).")
+        str | None,
+        typer.Option(
+            help="Table store: rocksdb:// (default; files under METERING_HOME/faust) "
+            "or memory:// (rebuilt from the changelogs at every start)."
+        ),
     ] = None,
     app_id: Annotated[
         str, typer.Option(help="Faust app id (consumer group and changelog names).")

@@ -42,13 +42,13 @@ def worker_port() -> int:
 
 @contextlib.contextmanager
 def running_worker(
-    env: dict[str, str], port: int, log_path: Path
+    env: dict[str, str], port: int, log_path: Path, store: str = "memory://"
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``metering worker`` as a subprocess until Faust logs "Ready"; SIGTERM when done."""
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-c", "from metering.cli.app import main; main()", "worker",
-             "--store", "memory://", "--web-port", str(port), "--app-id", "e2e"],
+             "--store", store, "--web-port", str(port), "--app-id", "e2e"],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
@@ -76,10 +76,16 @@ def wait_for_log(
 
 
 @pytest.fixture
+def worker_store() -> str:
+    """The worker's table store; a test module may override it (production uses rocksdb)."""
+    return "memory://"
+
+
+@pytest.fixture
 def worker(
-    worker_env: dict[str, str], worker_port: int, tmp_path: Path
+    worker_env: dict[str, str], worker_port: int, worker_store: str, tmp_path: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    with running_worker(worker_env, worker_port, tmp_path / "worker.log") as proc:
+    with running_worker(worker_env, worker_port, tmp_path / "worker.log", worker_store) as proc:
         yield proc
 
 

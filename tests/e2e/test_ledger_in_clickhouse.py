@@ -26,6 +26,12 @@ from tests.integration.ledger_pipeline import running_sink, scenario, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
+@pytest.fixture
+def worker_store() -> str:
+    """The production store: tables in RocksDB (rocksdict), under the test's METERING_HOME."""
+    return "rocksdb://"
+
+
 def from_the_future(value: dict[str, Any]) -> bool:
     """A request that starts after now: the live worker rejects it (it checks ingest time)."""
     started_at = value.get("started_at")
