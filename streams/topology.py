@@ -45,6 +45,8 @@ def build(
     """Declare everything; nothing is created on the broker until the worker starts."""
     prefix = settings.topic_prefix
     broker = settings.kafka_bootstrap_servers or "localhost:9092"
+    datadir = settings.home / "faust" / f"{prefix}{app_id}"  # not Faust's ./<app id>-data
+    datadir.parent.mkdir(parents=True, exist_ok=True)  # Faust creates only the last level
     app = faust.App(
         f"{prefix}{app_id}",
         broker=f"kafka://{broker}",
@@ -52,7 +54,7 @@ def build(
         # (<datadir>/v1/tables/<table>-<partition>.db); a path in the URL would
         # make every table open the same files and fail on RocksDB's lock.
         store=store or "rocksdb://",
-        datadir=str(settings.home / "faust" / f"{prefix}{app_id}"),  # not ./<app id>-data
+        datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         processing_guarantee="at_least_once",
