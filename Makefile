@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)
-	$(BIN)/mypy billing schemas streams metering deploy
+	$(BIN)/mypy billing schemas streams metering deploy gateway
 
 check: lint types
 

@@ -94,6 +94,9 @@ class Publisher:
         except KafkaError as exc:
             await producer.stop()  # closes the half-open client
             raise BrokerUnavailable(f"kafka at {self._bootstrap_servers}: {exc}") from exc
+        except BaseException:
+            await producer.stop()
+            raise
         self._producer = producer
 
     async def stop(self) -> None:
@@ -181,6 +184,8 @@ class Publisher:
             elif not futures[index].done():  # the deadline passed first
                 futures[index].cancel()  # does not unsend it; only stops waiting
                 error = TimeoutError()
+            elif futures[index].cancelled():  # by the producer (closed while it waited)
+                error = KafkaError("the send was cancelled before it was acknowledged")
             else:
                 error = futures[index].exception()
             if error is None:

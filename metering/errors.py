@@ -13,3 +13,7 @@ class ServiceUnavailable(MeteringError):
 
 class InputError(MeteringError):
     """A file given on the command line cannot be read or parsed."""
+
+
+class ConsistencyError(MeteringError):
+    """Two derivations of the same bill disagree (ClickHouse against the replay)."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from deploy.kafka.config import free_ports
+from metering.demo.stack import worker_process
 from schemas import topics
 from tests.factories import encode, topic_for
 
@@ -45,34 +45,8 @@ def running_worker(
     env: dict[str, str], port: int, log_path: Path, store: str = "memory://"
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``metering worker`` as a subprocess until Faust logs "Ready"; SIGTERM when done."""
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from metering.cli.app import main; main()", "worker",
-             "--store", store, "--web-port", str(port), "--app-id", "e2e"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-        try:
-            wait_for_log(proc, log_path, b"[^Worker]: Ready")
-            yield proc
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            finally:
-                if proc.poll() is None:
-                    proc.kill()
-
-
-def wait_for_log(
-    proc: subprocess.Popen[bytes], log_path: Path, marker: bytes, timeout: float = 90
-) -> None:
-    deadline = time.monotonic() + timeout
-    while marker not in log_path.read_bytes():
-        assert proc.poll() is None, log_path.read_text()[-3000:]
-        assert time.monotonic() < deadline, (
-            f"worker never logged {marker!r}:\n{log_path.read_text()[-3000:]}"
-        )
-        time.sleep(0.2)  # poll interval while waiting on the log
+    with worker_process(env, port, log_path, store=store, app_id="e2e") as proc:
+        yield proc
 
 
 @pytest.fixture

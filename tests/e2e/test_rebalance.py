@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from deploy.kafka.config import free_ports
+from metering.demo.stack import wait_for_log
 from schemas import topics
 from tests.e2e.conftest import (
     SOURCE_FIELDS,
@@ -17,7 +18,6 @@ from tests.e2e.conftest import (
     ledger_diff,
     publish,
     running_worker,
-    wait_for_log,
 )
 from tests.factories import at, request, started
 from tests.unit.billing.conftest import run_scenario

@@ -9,9 +9,8 @@ choice, Lilac discounts in several supply states, a refund, and a month boundary
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from decimal import Decimal
 from functools import cache
 from typing import Any
@@ -19,23 +18,17 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.structs import TopicPartition
-from clickhouse_connect.driver.client import Client
 
 from billing.charging import charge_entry_id
-from metering.settings import REPO_ROOT
+from metering.demo.stack import ledger_sink
 from metering.sink import (
-    ClickHouseLedgerStore,
-    LedgerSink,
-    LedgerWriter,
     SinkConfig,
-    SinkMetrics,
     kafka_consumer,
 )
 from schemas.ledger import LedgerEntry
 from tests.factories import adjustment, at, discount, lifecycle, request, started
 from tests.unit.billing.conftest import run_scenario
 
-QUERIES = REPO_ROOT / "sql" / "queries"
 PARTITIONS = 3
 WAIT_S = 90.0
 
@@ -187,34 +180,5 @@ class GroupOffsets:
         return all(committed.get(p, 0) == end for p, end in ends.items() if end > 0)
 
 
-@contextlib.asynccontextmanager
-async def running_sink(
-    bootstrap: str,
-    prefix: str,
-    client: Client,
-    database: str,
-    consumer: Any = None,
-    **overrides: Any,
-) -> AsyncIterator[LedgerSink]:
-    """A sink running in a task; on exit it is stopped (flush, commit, close) and awaited."""
-    config = SinkConfig.for_prefix(prefix, **overrides)
-    metrics = SinkMetrics()
-    writer = LedgerWriter(ClickHouseLedgerStore(client, database), metrics, config.backoff)
-    sink = LedgerSink(consumer or kafka_consumer(bootstrap, config), writer, config, metrics)
-    task = asyncio.create_task(sink.run())
-    try:
-        yield sink
-    finally:
-        sink.stop()
-        await asyncio.wait_for(task, timeout=60)
-
-
-def query_text(name: str) -> str:
-    """A query of sql/queries, ready for clickhouse-connect (the trailing ``;`` removed)."""
-    return (QUERIES / f"{name}.sql").read_text(encoding="utf-8").strip().removesuffix(";")
-
-
-def run_query(client: Client, name: str, **parameters: Any) -> list[dict[str, Any]]:
-    """Run ``sql/queries/<name>.sql`` with ClickHouse query parameters; rows as dicts."""
-    result = client.query(query_text(name), parameters=parameters)
-    return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+running_sink = ledger_sink
+"""The sink in a task of the test process (owner of the test's chDB store)."""

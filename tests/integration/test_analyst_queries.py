@@ -15,20 +15,20 @@ from clickhouse_connect.driver.client import Client
 
 from metering.sink import ClickHouseLedgerStore, SinkConfig
 from metering.warehouse import migrate
+from metering.warehouse.queries import QUERIES_DIR as QUERIES
+from metering.warehouse.queries import run_query
 from schemas import topics
 from schemas.ledger import LedgerEntry
 from tests.factories import at
 from tests.integration.ledger_pipeline import (
     LEAK,
     LIL,
-    QUERIES,
     ZEN,
     GroupOffsets,
     billed_ledger,
     create_topic,
     entry_records,
     publish,
-    run_query,
     running_sink,
     scenario,
     total,
