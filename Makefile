@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 types: $(STAMP)
-	$(BIN)/mypy billing schemas streams metering deploy gateway
+	$(BIN)/mypy billing schemas streams metering deploy gateway simulator
 
 check: lint types
 

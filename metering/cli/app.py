@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from metering.cli import demo, kafka, replay, schema, sink, store, worker
+    from metering.cli import demo, kafka, replay, schema, simulate, sink, store, worker
 
     app.add_typer(kafka.app, name="kafka")
     app.add_typer(store.app, name="store")
@@ -32,6 +32,7 @@ def _register() -> None:
     app.add_typer(demo.app, name="demo")
     app.add_typer(worker.app, name="worker")
     app.add_typer(sink.app, name="sink")
+    app.add_typer(simulate.app, name="simulate")
 
 
 def main() -> None:
