@@ -1,97 +1,59 @@
-"""``metering demo``: the main job on embedded defaults, as far as the product is built today.
+"""``metering demo``: the README's main command — the whole product live, on embedded defaults.
 
-Brings up the real parts (a local Apache Kafka broker unless KAFKA_BOOTSTRAP_SERVERS names
-one; the chDB ledger store with its migrations applied), folds the bundled walkthrough log
-with the billing core exactly as ``metering replay`` does, prints what happened, and stops
-everything it started. The live streaming demo (worker, sink, simulator) is not built yet,
-and this command says so rather than pretending.
+The steps are in ``metering/demo/run.py``. Exit 0 only when ClickHouse holds exactly what the
+offline replay of the same input events derives.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from billing.catalog import load_catalog
-from deploy.kafka.launcher import LocalKafka
-from deploy.kafka.probe import broker_answers
-from metering.cli.replay import summary_table
-from metering.errors import ServiceUnavailable
-from metering.replay.run import replay_file
-from metering.settings import REPO_ROOT, Settings, load_settings
-from metering.warehouse import connect, migrate
+from metering.demo.run import DemoOptions, run_demo
+from metering.errors import ConsistencyError
+from metering.settings import load_settings
 
-app = typer.Typer(help="Run the main job on embedded defaults.")
-
-WALKTHROUGH = REPO_ROOT / "docs" / "examples" / "walkthrough.log.jsonl"
-
-
-@contextlib.contextmanager
-def kafka(settings: Settings, console: Console) -> Iterator[str]:
-    """The configured broker, or a local one started for the demo and stopped after it."""
-    if settings.kafka_bootstrap_servers:
-        if not broker_answers(settings.kafka_bootstrap_servers):
-            raise ServiceUnavailable(f"kafka at {settings.kafka_bootstrap_servers} does not answer")
-        yield f"external broker at {settings.kafka_bootstrap_servers}"
-        return
-    console.print("starting a local Apache Kafka broker…")
-    broker = LocalKafka.from_settings(settings).start()
-    try:
-        yield f"Apache Kafka {broker.version} (local, KRaft) at {broker.bootstrap_servers}"
-    finally:
-        broker.stop()
-        console.print("local Kafka broker stopped")
+app = typer.Typer(help="Run the whole pipeline live on embedded defaults, then prove the bill.")
 
 
 @app.callback(invoke_without_command=True)
-def demo() -> None:
-    """Start the stack, bill the walkthrough log with the core, report, and stop."""
-    settings = load_settings()
+def demo(
+    duration: Annotated[
+        float, typer.Option(min=10, help="Seconds of live traffic (real time).")
+    ] = DemoOptions.duration,
+    accounts: Annotated[
+        int, typer.Option(min=3, help="Simulated accounts (both plan families).")
+    ] = DemoOptions.accounts,
+    rate: Annotated[
+        float, typer.Option(min=0.1, help="Requests per second over all accounts.")
+    ] = DemoOptions.rate,
+    seed: Annotated[int, typer.Option(help="Simulator seed.")] = DemoOptions.seed,
+    settle: Annotated[
+        float, typer.Option(min=0, help="Seconds to keep watching after the traffic stops.")
+    ] = DemoOptions.settle,
+) -> None:
+    """Broker, worker, sink, simulator, live view; then report, chart and the replay check."""
     console = Console()
-    with kafka(settings, console) as broker:
-        store = connect(settings.ledger_store_url)
-        applied = migrate(store)
-        version = store.command("SELECT version()")
-        out_dir = settings.home / "demo"
-        out_dir.mkdir(parents=True, exist_ok=True)
-        output = out_dir / "OUT.jsonl"
-        summary = replay_file(WALKTHROUGH, output, load_catalog(settings.catalog_path))
-        console.print(summary_table(summary))
-        console.print(routing_table(output))
-        status = Table(title="stack", show_header=False)
-        status.add_row("kafka", broker)
-        status.add_row("ledger store", f"ClickHouse {version} at {settings.ledger_store_url}")
-        status.add_row("migrations", f"{len(applied)} applied now (up to date)")
-        status.add_row("replay output", str(output))
-        status.add_row(
-            "live pipeline",
-            "not part of this demo yet: `metering worker` and `metering sink` run it; the simulator and the live demo arrive with issue #5",
+    options = DemoOptions(duration=duration, accounts=accounts, rate=rate, seed=seed, settle=settle)
+    outcome = run_demo(load_settings(), options, console)
+    summary = Table(title="demo summary", show_header=False)
+    summary.add_row("windows exhausted / restored",
+                    f"{outcome.view.exhaustions} / {outcome.view.restores}")  # fmt: skip
+    summary.add_row("requests sent by the gateway", f"{outcome.traffic.by_kind['request']:,}")
+    summary.add_row("served on the fallback key", f"{outcome.traffic.rerouted:,}")
+    summary.add_row("refused while blocked", f"{outcome.traffic.refused:,}")
+    summary.add_row("leakage (unfunded requests in the ledger)", f"{outcome.unfunded:,}")
+    summary.add_row("dead letters", f"{sum(outcome.view.dead_letters.values()):,}")
+    summary.add_row("chart", str(outcome.chart))
+    console.print(summary)
+    console.print(outcome.consistency.table())
+    if not outcome.consistency.ok:
+        c = outcome.consistency
+        raise ConsistencyError(
+            f"ClickHouse differs from the replay: {len(c.missing)} missing, {len(c.extra)} "
+            f"extra, {len(c.different)} different entries"
         )
-        console.print(status)
-
-
-def routing_table(output: Path) -> Table:
-    """Every route change in the replay output: exhaustion, fallback, restore."""
-    table = Table(title="routing changes")
-    for column in ("account", "seq", "route", "until", "reason", "at"):
-        table.add_column(column)
-    with output.open(encoding="utf-8") as lines:
-        for line in lines:
-            record = json.loads(line)
-            if record["topic"] == "metering.routing":
-                v = record["value"]
-                table.add_row(
-                    v["account_id"],
-                    str(v["seq"]),
-                    v["route"],
-                    v["until"] or "",
-                    v["reason"],
-                    v["at"],
-                )
-    return table
+    console.print("[green]consistency check passed[/green]: ClickHouse = replay of the same events")

@@ -1,5 +1,9 @@
 """A PNG of the busiest accounts' 5-hour-window consumption against their caps over time,
-with each exhaustion and restore marked: the picture of "ran out, fell back, came back"."""
+with each exhaustion and restore marked: the picture of "ran out, fell back, came back".
+
+Consumption is plotted at each request's ``started_at`` (where a charge is attributed); a
+request in flight when the window ran out still counts in it, hence overshoots above the cap.
+"""
 
 from __future__ import annotations
 
@@ -37,10 +41,15 @@ def window_chart(
     fig, axes = plt.subplots(max(len(chosen), 1), 1, figsize=(11, 3.2 * max(len(chosen), 1)))
     axes_list = list(axes) if len(chosen) > 1 else [axes]
     for ax, account in zip(axes_list, chosen, strict=False):
-        mine = sorted(
-            (e for e in entries if e.account_id == account and e.window_5h_id is not None),
-            key=lambda e: (e.completed_at, e.entry_id),
-        )
+        mine = sorted(  # debits of the windows, where the SPEC attributes them: at admission
+            (
+                e
+                for e in entries
+                if e.account_id == account and e.window_5h_id is not None
+                and e.funding == "subscription"
+            ),
+            key=lambda e: (e.started_at, e.entry_id),
+        )  # fmt: skip
         by_window: dict[str, list[LedgerEntry]] = defaultdict(list)
         for entry in mine:
             by_window[entry.window_5h_id or ""].append(entry)
@@ -50,7 +59,7 @@ def window_chart(
             xs, ys = [], []
             for entry in window:
                 consumed += entry.debit
-                xs.append(entry.completed_at)
+                xs.append(entry.started_at)
                 ys.append(float(consumed))  # plotting only: the ledger stays Decimal
             ax.step(xs, ys, where="post", color="tab:blue", label="consumed" if n == 0 else None)
         events = [q for q in quota if q.account_id == account and q.window_kind == "5h"]

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from billing.source import Source
 from metering.errors import ServiceUnavailable
@@ -26,6 +27,23 @@ READ_TIMEOUT_S = 300.0
 
 _SAME_INSTANT_ORDER = (topics.SUBSCRIPTIONS, topics.DISCOUNTS, topics.REQUESTS, topics.ADJUSTMENTS)
 """At one timestamp: lifecycle and prices before the traffic they govern, corrections last."""
+
+
+async def _input_partitions(bootstrap_servers: str, prefix: str) -> list[TopicPartition]:
+    """The partitions of the input topics that exist (a topic never written may not)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        names = [prefix + name for name in topics.INPUT_TOPICS if prefix + name in existing]
+        described = await admin.describe_topics(names) if names else []
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
+    ]
 
 
 async def read_inputs(
@@ -42,11 +60,7 @@ async def read_inputs(
     )
     await consumer.start()
     try:
-        partitions = [
-            TopicPartition(prefix + name, p)
-            for name in topics.INPUT_TOPICS
-            for p in sorted(await consumer.partitions_for_topic(prefix + name) or ())
-        ]
+        partitions = await _input_partitions(bootstrap_servers, prefix)
         if not partitions:
             return []
         ends = await consumer.end_offsets(partitions)
