@@ -8,6 +8,9 @@ account is blocked and counts those served on the fallback key.
 
 from __future__ import annotations
 
+from datetime import timedelta
+from itertools import takewhile
+
 from billing.catalog.model import Catalog
 from gateway import RoutingView
 from simulator.config import SimulationConfig
@@ -29,8 +32,11 @@ async def drive(
     routes: RoutingView,
     stats: TrafficStats,
 ) -> TrafficStats:
-    """Publish the run's deliveries at their simulated instants (speed 1: real time)."""
-    deliveries = inject(generate(config, catalog), config)
+    """Publish the run's deliveries at their simulated instants (speed 1: real time), up to
+    the end of the run: the simulator also schedules later events (renewals, downgrades at
+    period end) that a demo of a few minutes must not wait for."""
+    end = config.start + timedelta(seconds=config.duration)
+    deliveries = takewhile(lambda d: d.at <= end, inject(generate(config, catalog), config))
     async with kafka_publisher(bootstrap_servers, prefix) as publisher:
         sink = KafkaSink(publisher, Pacer(config.start, 1.0), RoutingGate(routes, stats), stats)
         return await sink.run(deliveries)
