@@ -16,9 +16,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_demo_proves_its_bill_and_draws_the_chart(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+def test_the_demo_proves_its_bill_and_draws_the_chart(kafka_bootstrap: str, tmp_path: Path) -> None:
     # given the test's broker and a fresh home (its own chDB store, owned by the demo process)
     env = {
         **os.environ,
