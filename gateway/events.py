@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Final, get_args
+from typing import Any, Final, Protocol, get_args
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -62,6 +62,16 @@ def topic_for(fields: Collection[str]) -> str:
     return topics.SUBSCRIPTIONS
 
 
+class _OfAnAccount(Protocol):
+    @property
+    def account_id(self) -> str: ...
+
+
+def key_for(model: DiscountChange | _OfAnAccount) -> str:
+    """The Kafka key of an input event: the model for a discount, else the account."""
+    return model.model if isinstance(model, DiscountChange) else model.account_id
+
+
 def prepare(event: Event) -> Outgoing:
     """Validate ``event`` against its topic's contract; raise ``InvalidEvent`` if it breaks it."""
     fields, raw = _fields_and_json(event)
@@ -74,8 +84,9 @@ def prepare(event: Event) -> Outgoing:
             for error in exc.errors(include_url=False)
         )
         raise InvalidEvent(topic, *problems[0], errors=problems) from exc
-    key = model.model if isinstance(model, DiscountChange) else model.account_id
-    return Outgoing(topic, key.encode(), model.model_dump_json().encode(), _event_id(model))
+    return Outgoing(
+        topic, key_for(model).encode(), model.model_dump_json().encode(), _event_id(model)
+    )
 
 
 def _fields_and_json(event: object) -> tuple[Collection[str], bytes]:

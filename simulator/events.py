@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from schemas import topics
+from gateway.events import key_for, topic_for
 from schemas.discounts import DiscountChange
 from schemas.requests import GatewayRequest
 from schemas.subscriptions import (
@@ -33,19 +33,13 @@ Fault = Literal["duplicate", "straggler", "malformed"]
 
 
 def topic_of(event: Event) -> str:
-    """The contract topic (no prefix) that carries ``event``."""
-    if isinstance(event, GatewayRequest):
-        return topics.REQUESTS
-    if isinstance(event, DiscountChange):
-        return topics.DISCOUNTS
-    return topics.SUBSCRIPTIONS
+    """The contract topic (no prefix) that carries ``event``: the gateway SDK's rule."""
+    return topic_for(type(event).model_fields)
 
 
 def key_of(event: Event) -> str:
-    """The Kafka key: the account, or the model for a discount (SPEC wire contract)."""
-    if isinstance(event, DiscountChange):
-        return event.model
-    return event.account_id
+    """The Kafka key: the account, or the model for a discount (the gateway SDK's rule)."""
+    return key_for(event)
 
 
 def kind_of(event: Event) -> str:

@@ -8,6 +8,7 @@ from itertools import count
 from typing import Any
 
 from billing.source import Source
+from gateway.events import topic_for as gateway_topic_for
 from schemas import topics
 
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -115,13 +116,7 @@ def adjustment(
 
 
 def topic_for(value: dict[str, Any]) -> str:
-    if "request_id" in value:
-        return topics.REQUESTS
-    if "supply_state" in value:
-        return topics.DISCOUNTS
-    if "adjustment_id" in value:
-        return topics.ADJUSTMENTS
-    return topics.SUBSCRIPTIONS
+    return gateway_topic_for(value.keys())
 
 
 def encode(value: dict[str, Any]) -> bytes:

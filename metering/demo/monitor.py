@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PipelineView:
-    ledger_entries: int = 0
     ledger_ids: set[str] = field(default_factory=set)
     quota_events: list[QuotaEvent] = field(default_factory=list)
     routes: dict[str, RoutingState] = field(default_factory=dict)
@@ -83,7 +82,6 @@ class Monitor:
     def _apply(self, topic: str, value: bytes) -> None:
         view = self.view
         if topic == topics.LEDGER:
-            view.ledger_entries += 1
             entry_id = topics.CONTRACTS[topic].validate_json(value).entry_id
             view.ledger_ids.add(entry_id)
         elif topic == topics.QUOTA:

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -96,8 +97,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> Demo
 
 
 def worker_env(settings: Settings, catalog_path: Path) -> dict[str, str]:
-    import os
-
+    """The worker subprocess's environment: this run's broker, topics, catalog and home."""
     return {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers or "",
