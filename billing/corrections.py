@@ -55,6 +55,9 @@ def adjust(
     )
     if repeat is not None:
         return repeat
+    ahead = policy.too_far_ahead(source.ingest_time, adjustment.at)
+    if ahead is not None:
+        return Rejection("future_timestamp", ahead)
     if state is None:
         return Rejection("unknown_account", f"account {adjustment.account_id} has no subscription")
     memo = original.charge if original is not None else None
@@ -136,5 +139,5 @@ def adjust(
         state, routes = publish(state, state.now, "correction")
         emitted += routes
     assert original is not None
-    updated = replace(original, charge=replace(memo, adjusted=memo.adjusted + adjustment.amount))
+    updated = replace(original, charge=memo._replace(adjusted=memo.adjusted + adjustment.amount))
     return Adjusted(state, Seen(print_, adjustment.at, None, source.position), updated, emitted)

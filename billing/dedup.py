@@ -10,21 +10,30 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
+from typing import NamedTuple
 
+from billing.money import ZERO
 from billing.outputs import Duplicate, Rejection
 from schemas.base import Contract
 from schemas.ledger import Funding, LedgerEntry, Unit
 
 
 def fingerprint(record: Contract) -> str:
-    """Content hash of a validated input: formatting and key order do not matter."""
-    canonical = record.model_dump_json(round_trip=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+    """Content hash of a validated input: formatting and key order do not matter.
+
+    The bytes hashed are ``model_dump_json(round_trip=True)``, asked of the serializer
+    directly (the same bytes, without the wrapper's per-call cost)."""
+    canonical = record.__pydantic_serializer__.to_json(record, round_trip=True)
+    return hashlib.sha256(canonical).hexdigest()[:32]
 
 
-@dataclass(frozen=True, slots=True)
-class ChargeMemo:
-    """The parts of a charge entry a correction refers to."""
+class ChargeMemo(NamedTuple):
+    """The parts of a charge entry a correction refers to.
+
+    A named tuple, not a frozen dataclass like its neighbours: one is built for every charge,
+    and a frozen dataclass sets its sixteen fields one guarded call at a time (a third of
+    the charge's own bookkeeping); as immutable, and ``_replace`` for a copy."""
 
     entry_id: str
     request_id: str
@@ -45,25 +54,23 @@ class ChargeMemo:
 
     @classmethod
     def of(cls, entry: LedgerEntry, amount: Decimal) -> ChargeMemo:
-        """What to remember of a charge entry; ``amount`` is what a correction may give back."""
-        return cls(
-            entry_id=entry.entry_id,
-            request_id=entry.request_id,
-            api_key_id=entry.api_key_id,
-            model=entry.model,
-            channel=entry.channel,
-            billing_mode=entry.billing_mode,
-            status=entry.status,
-            started_at=entry.started_at,
-            plan=entry.plan,
-            funding=entry.funding,
-            fallback_key_id=entry.fallback_key_id,
-            catalog_version=entry.catalog_version,
-            unit=entry.unit if entry.funding == "subscription" else "usd",
-            amount=amount,
-            adjusted=Decimal(0),
-            window_ids=(entry.window_5h_id, entry.window_7d_id, entry.period_id),
+        """What to remember of a charge entry; ``amount`` is what a correction may give back.
+
+        The first twelve fields are the entry's own, read from its field dict in one C call
+        (a third of the cost of reading them one by one)."""
+        return cls._make(
+            (
+                *_ENTRY_FIELDS(entry.__dict__),
+                entry.unit if entry.funding == "subscription" else "usd",  # unit
+                amount,
+                ZERO,  # adjusted
+                (entry.window_5h_id, entry.window_7d_id, entry.period_id),  # window_ids
+            )
         )
+
+
+_ENTRY_FIELDS = itemgetter(*ChargeMemo._fields[: ChargeMemo._fields.index("unit")])
+"""``entry_id`` … ``catalog_version``: the memo's fields a ledger entry has under the same names."""
 
 
 @dataclass(frozen=True, slots=True)

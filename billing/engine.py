@@ -17,7 +17,7 @@ from typing import Any
 from billing.account import AccountState
 from billing.catalog.model import Catalog
 from billing.charging import Charged, charge, charge_entry_id
-from billing.clock import advance, next_deadline
+from billing.clock import advance
 from billing.corrections import Adjusted, adjust, adjustment_entry_id
 from billing.dedup import Seen, already_applied, fingerprint
 from billing.discounts import DiscountPoint, DiscountTimeline
@@ -43,16 +43,34 @@ class Decoded:
     payload: bytes
     key: str | None
 
+    # Discounts are the one input without an account or an ``at``; asking for a missing
+    # attribute of a pydantic model goes through its slow ``__getattr__``, so they are
+    # told apart by type.
+
     @property
     def account_id(self) -> str | None:
-        return getattr(self.record, "account_id", None)
+        return None if isinstance(self.record, DiscountChange) else self.record.account_id
 
     @property
     def event_time(self) -> datetime | None:
         """When the record happened: a request at completion, lifecycle and ticks at ``at``."""
         if isinstance(self.record, GatewayRequest):
             return self.record.completed_at
-        return getattr(self.record, "at", None)
+        return None if isinstance(self.record, DiscountChange) else self.record.at
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenKeys:
+    """Which entries of the three stores one record's application writes."""
+
+    account: str | None
+    seen: tuple[str, ...]
+    discount: str | None
+
+
+def lifecycle_key(event: Any) -> str:
+    """A lifecycle event's idempotency key: its content hash (a repeat is never a conflict)."""
+    return stable_id("ls", event.account_id, fingerprint(event))
 
 
 @dataclass(slots=True)
@@ -124,7 +142,7 @@ class Engine:
 
     def deadline(self, account_id: str) -> datetime | None:
         state = self.accounts.get(account_id)
-        return None if state is None else next_deadline(state)
+        return None if state is None else state.next_deadline()
 
     def discount_at(self, model: str, instant: datetime) -> DiscountPoint | None:
         timeline = self.discounts.get(model)
@@ -138,6 +156,7 @@ class Engine:
             self.accounts.get(request.account_id),
             self.seen.get(key),
             request,
+            entry_id=key,
             catalog=self.catalog,
             discount_at=self.discount_at,
             policy=self.policy,
@@ -169,11 +188,13 @@ class Engine:
         return outcome.emitted
 
     def _subscription(self, event: Any, source: Source) -> list[Emitted] | Rejection | Duplicate:
-        key = stable_id("ls", event.account_id, fingerprint(event))
-        # the key is the content's hash, so a repeat is always a duplicate, never a conflict
+        key = lifecycle_key(event)
         repeat = already_applied(self.seen.get(key), key, source.position, key, "")
         if repeat is not None:
             return repeat
+        ahead = self.policy.too_far_ahead(source.ingest_time, event.at)
+        if ahead is not None:
+            return Rejection("future_timestamp", ahead)
         outcome = apply_subscription(
             self.accounts.get(event.account_id), event, self.catalog, self.policy
         )
@@ -201,6 +222,22 @@ class Engine:
             return Duplicate(change.model)
         self.discounts[change.model] = updated
         return []
+
+    def written_keys(self, decoded: Decoded) -> WrittenKeys:
+        """The store keys that applying ``decoded`` writes (a shell re-saves them when it finds
+        the record already applied: its local store may hold writes its changelog lost)."""
+        record = decoded.record
+        if isinstance(record, DiscountChange):
+            return WrittenKeys(None, (), record.model)
+        if isinstance(record, GatewayRequest):
+            seen: tuple[str, ...] = (charge_entry_id(record.account_id, record.request_id),)
+        elif isinstance(record, Adjustment):
+            seen = (adjustment_entry_id(record.account_id, record.adjustment_id), record.entry_id)
+        elif isinstance(record, Tick):
+            seen = ()
+        else:
+            seen = (lifecycle_key(record),)
+        return WrittenKeys(record.account_id, seen, None)
 
     def dead_letter(
         self, source: Source, payload: bytes, key: str | None, why: Rejection

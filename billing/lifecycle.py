@@ -17,7 +17,7 @@ from billing.outputs import Emitted, Rejection, quota_event
 from billing.policy import Policy
 from billing.routing import publish
 from billing.subscription import FallbackSetting, Term, caps, plan_rank, term_at
-from billing.windows import Window, recap, window_id
+from billing.windows import WINDOW_ORDER, Window, recap, window_id
 from schemas.quota import QuotaReason
 from schemas.routing import RoutingReason
 from schemas.subscriptions import (
@@ -178,7 +178,7 @@ def _open_period(
         cap=cap,
     )
     others = tuple(w for w in state.windows if w.window_id != window.window_id)
-    ordered = tuple(sorted((*others, window), key=lambda w: (w.opened_at, w.kind)))
+    ordered = tuple(sorted((*others, window), key=WINDOW_ORDER))
     return replace(state, windows=ordered), []
 
 

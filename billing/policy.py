@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,3 +17,15 @@ class Policy:
     window_retention: timedelta = timedelta(days=8)
     future_tolerance: timedelta = timedelta(minutes=5)
     max_payload_bytes: int = 64 * 1024
+
+    def too_far_ahead(self, ingest_time: datetime | None, *instants: datetime) -> str | None:
+        """Why a record dated past its ingest time by more than the tolerance is refused, or
+        None. Every input kind is checked: one record from the far future would otherwise
+        move its account's clock there and every later record would look too late."""
+        if ingest_time is None:  # offline logs without broker timestamps
+            return None
+        latest = ingest_time + self.future_tolerance
+        for instant in instants:  # a loop: asked of every record, any() over a generator cost more
+            if instant > latest:
+                return f"timestamps more than {self.future_tolerance} after the record was received"
+        return None

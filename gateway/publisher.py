@@ -22,6 +22,7 @@ from aiokafka.structs import RecordMetadata
 
 from gateway.errors import BrokerUnavailable, PublishFailed
 from gateway.events import Event, Outgoing, prepare
+from metering.kafka_security import KafkaSecurity, client_options
 
 T = TypeVar("T")
 
@@ -53,6 +54,9 @@ class Publisher:
     (adjustments on ``adjustment_id``, subscription and discount events on their content), so a
     request published twice is charged once. Do not mint a new ``request_id`` for a retry.
 
+    ``security`` is how the producer logs in (``KafkaSecurity.sasl_ssl(...)``); without it the
+    ``METERING_KAFKA_*`` environment is read at ``start()`` (PLAINTEXT when unset).
+
     The topic is picked from the event's fields (``gateway.events.topic_for``); the key is the
     ``account_id`` (discount changes: the ``model``), so one account's events stay in order
     on one partition.
@@ -66,8 +70,10 @@ class Publisher:
         linger_ms: int = 5,
         delivery_timeout_s: float = 30.0,
         producer_factory: Callable[[], Producer] | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self._bootstrap_servers = bootstrap_servers
+        self._security = security  # None: the METERING_KAFKA_* environment, read at start()
         self._prefix = topic_prefix
         self._linger_ms = linger_ms
         self._delivery_timeout_s = delivery_timeout_s
@@ -81,6 +87,7 @@ class Publisher:
             enable_idempotence=True,
             acks="all",
             linger_ms=self._linger_ms,
+            **client_options(self._security),
         )
         return producer
 
@@ -224,6 +231,7 @@ class SyncPublisher:
         linger_ms: int = 5,
         delivery_timeout_s: float = 30.0,
         producer_factory: Callable[[], Producer] | None = None,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self._publisher = Publisher(
             bootstrap_servers,
@@ -231,6 +239,7 @@ class SyncPublisher:
             linger_ms=linger_ms,
             delivery_timeout_s=delivery_timeout_s,
             producer_factory=producer_factory,
+            security=security,
         )
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(

@@ -44,6 +44,7 @@ from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from gateway.errors import BrokerUnavailable, RoutingTopicMissing, RoutingViewNotReady
+from metering.kafka_security import KafkaSecurity, client_options
 from schemas import topics
 from schemas.routing import Route, RoutingReason, RoutingState
 
@@ -115,7 +116,11 @@ class _Snapshot(Mapping[str, RoutingState]):
 
 
 class RoutingView:
-    """The latest ``RoutingState`` per account, kept current from ``<prefix>metering.routing``."""
+    """The latest ``RoutingState`` per account, kept current from ``<prefix>metering.routing``.
+
+    ``security``: how to log in (as ``Publisher``'s; default: the ``METERING_KAFKA_*``
+    environment, read at ``start()``).
+    """
 
     def __init__(
         self,
@@ -124,9 +129,11 @@ class RoutingView:
         topic_prefix: str = "",
         on_change: ChangeCallback | None = None,
         start_timeout_s: float = 30.0,
+        security: KafkaSecurity | None = None,
     ) -> None:
         self.topic = topic_prefix + topics.ROUTING
         self._bootstrap_servers = bootstrap_servers
+        self._security = security  # None: the METERING_KAFKA_* environment, read at start()
         self._on_change = on_change
         self._start_timeout_s = start_timeout_s
         self._routes: dict[str, _Route] = {}
@@ -225,6 +232,7 @@ class RoutingView:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **client_options(self._security),
         )
         try:
             async with asyncio.timeout(self._start_timeout_s):
@@ -270,7 +278,9 @@ class RoutingView:
     async def _partitions(self) -> list[TopicPartition]:
         """The topic's partitions, asked of an admin client (which never auto-creates it)."""
         admin = AIOKafkaAdminClient(
-            bootstrap_servers=self._bootstrap_servers, client_id="metering-gateway-routing"
+            bootstrap_servers=self._bootstrap_servers,
+            client_id="metering-gateway-routing",
+            **client_options(self._security),
         )
         try:
             async with asyncio.timeout(self._start_timeout_s):

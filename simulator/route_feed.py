@@ -19,6 +19,7 @@ from aiokafka.structs import TopicPartition
 from pydantic import ValidationError
 
 from metering.errors import ServiceUnavailable
+from metering.kafka_security import client_options
 from schemas import topics
 from schemas.routing import RoutingState
 
@@ -60,6 +61,7 @@ async def kafka_route_feed(bootstrap_servers: str, topic_prefix: str) -> AsyncIt
         enable_auto_commit=False,
         group_id=None,  # no group: every partition is assigned at start, read from the start
         auto_offset_reset="earliest",
+        **client_options(),  # METERING_KAFKA_* of this process
     )
     try:
         await consumer.start()

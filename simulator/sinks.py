@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
 from metering.errors import InputError, ServiceUnavailable
+from metering.kafka_security import client_options
 from schemas.base import format_timestamp
 from simulator.events import Delivery, Event, key_of, topic_of
 from simulator.pacing import Pacer
@@ -170,7 +171,10 @@ class _KafkaPublisher:
 async def kafka_publisher(bootstrap_servers: str, topic_prefix: str) -> AsyncIterator[Publisher]:
     """An idempotent Kafka publisher, started; on a clean exit every send is acknowledged."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers, enable_idempotence=True, linger_ms=5
+        bootstrap_servers=bootstrap_servers,
+        enable_idempotence=True,
+        linger_ms=5,
+        **client_options(),  # METERING_KAFKA_* of this process
     )
     try:
         await producer.start()

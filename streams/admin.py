@@ -1,24 +1,84 @@
 """Create the pipeline's topics before the worker subscribes (Faust ignores missing sources).
 
-Every topic gets the configured partitions and replication; ``metering.routing`` is compacted
-(gateways read the latest route per account). Changelogs are Faust's own, compacted and
-without time retention.
+Every topic gets the configured partitions and a replication that fits the cluster
+(``replication_for``: 1 broker → 1 copy; 3 or more → 3 copies, 2 of which must acknowledge a
+write); ``metering.routing`` is compacted (gateways read the latest route per account).
+Changelogs are Faust's own, compacted and without time retention, replicated the same way
+(``streams.topology``). Topics that already exist are left as they are.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from metering.errors import ConfigError
+from metering.kafka_security import KafkaSecurity
 from metering.settings import Settings
 from schemas import topics
 
 log = logging.getLogger(__name__)
 
 ALL_TOPICS = (*topics.INPUT_TOPICS, *topics.OUTPUT_TOPICS, topics.TICKS)
+
+MAX_REPLICATION_FACTOR = 3
+"""Three copies let one broker fail or restart while writes still reach two of them."""
+
+
+@dataclass(frozen=True)
+class Replication:
+    """How many copies of each partition the cluster keeps, and how many a write must reach."""
+
+    factor: int
+
+    @property
+    def min_insync(self) -> int:
+        """2 once there are 3 copies: an acknowledged record (``acks=all``) then survives the
+        loss of any one broker, and writes go on while one is down. With fewer copies,
+        requiring 2 would stop every write whenever a single broker is away."""
+        return 2 if self.factor >= 3 else 1
+
+    def topic_configs(self) -> dict[str, str]:
+        """The per-topic settings that carry it (the factor is a creation argument)."""
+        return {"min.insync.replicas": str(self.min_insync)}
+
+
+def replication_for(brokers: int, configured: int | None = None) -> Replication:
+    """The replication of topics created on a cluster of ``brokers`` live brokers.
+
+    Unset (``METERING_REPLICATION_FACTOR``): as many copies as there are brokers, up to 3. A
+    configured factor is kept, but it cannot exceed the brokers that would hold the copies.
+    """
+    if configured is None:
+        return Replication(max(1, min(brokers, MAX_REPLICATION_FACTOR)))
+    if configured > brokers:
+        raise ConfigError(
+            f"METERING_REPLICATION_FACTOR={configured} but the cluster has {brokers} live "
+            f"broker(s): lower it, or unset it to derive it from the cluster"
+        )
+    return Replication(configured)
+
+
+async def _live_brokers(admin: AIOKafkaAdminClient) -> int:
+    return len((await admin.describe_cluster())["brokers"])
+
+
+async def cluster_replication(settings: Settings, bootstrap_servers: str) -> Replication:
+    """The replication topics get on the cluster at ``bootstrap_servers``, asked of it now."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        **KafkaSecurity.from_settings(settings).aiokafka_options(),
+    )
+    await admin.start()
+    try:
+        return replication_for(await _live_brokers(admin), settings.replication_factor)
+    finally:
+        await admin.close()
 
 
 def topic_configs(name: str) -> dict[str, str]:
@@ -27,28 +87,54 @@ def topic_configs(name: str) -> dict[str, str]:
     return {}
 
 
-async def ensure_topics(settings: Settings, bootstrap_servers: str) -> list[str]:
-    """Create whichever topics are absent; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+CHANGELOG_CONFIGS = {"cleanup.policy": "compact"}
+"""Faust's own setting for a table changelog (compacted, no time retention)."""
+
+
+async def ensure_topics(
+    settings: Settings,
+    bootstrap_servers: str,
+    replication: Replication | None = None,
+    changelogs: Sequence[str] = (),
+) -> list[str]:
+    """Create whichever topics are absent; returns the names created.
+
+    ``replication`` defaults to what the cluster allows (``replication_for``). ``changelogs``
+    are the worker's table changelogs (full names): Faust declares them itself, but while its
+    consumer joins the group, so the first assignment on a fresh broker could miss one and the
+    worker then never recovered that table (it waited forever for the discounts). Created here,
+    before Faust starts, they exist when the group forms.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers,
+        **KafkaSecurity.from_settings(settings).aiokafka_options(),
+    )
     await admin.start()
     try:
+        if replication is None:
+            replication = replication_for(await _live_brokers(admin), settings.replication_factor)
         existing = set(await admin.list_topics())
+        configs = {settings.topic_prefix + name: topic_configs(name) for name in ALL_TOPICS}
+        configs.update((name, CHANGELOG_CONFIGS) for name in changelogs)
         wanted = [
             NewTopic(
-                settings.topic_prefix + name,
+                name,
                 num_partitions=settings.partitions,
-                replication_factor=settings.replication_factor,
-                topic_configs=topic_configs(name),
+                replication_factor=replication.factor,
+                topic_configs={**replication.topic_configs(), **extra},
             )
-            for name in ALL_TOPICS
-            if settings.topic_prefix + name not in existing
+            for name, extra in configs.items()
+            if name not in existing
         ]
         if wanted:
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(wanted)
         created = [t.name for t in wanted]
         if created:
-            log.info("created topics %s", created)
+            log.info(
+                "created topics %s (replication %d, min.insync.replicas %d)",
+                created, replication.factor, replication.min_insync,
+            )  # fmt: skip
         return created
     finally:
         await admin.close()

@@ -23,9 +23,18 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from metering.errors import ServiceUnavailable
+from metering.kafka_security import KafkaSecurity
+from streams.scope import applying
 
 READ_TIMEOUT_S = 60.0
 """How long a re-read may take before the worker stops (a billing worker must not skip)."""
+
+
+class InputEvent(Protocol):
+    """What the worker is handed per record: Faust's ``Event`` has its ``message``."""
+
+    @property
+    def message(self) -> InputMessage: ...
 
 
 class InputMessage(Protocol):
@@ -60,13 +69,19 @@ class InputRecord:
 class Positions:
     """The last completed offset per input topic-partition, in a Faust table.
 
-    Written after a record's outputs were acknowledged and its account saved, so a stored
-    position never runs ahead of what was applied; a position that lags behind only causes
-    a re-read of records the account table then recognises as applied.
+    Completions are buffered and written by ``save`` after the batch's outputs were
+    acknowledged and its accounts saved, so a stored position never runs ahead of what was
+    applied; a position that lags behind only causes a re-read of records the account table
+    then recognises as applied. ``expected`` sees buffered completions, so a record delivered
+    twice within one batch is dropped too.
     """
 
     def __init__(self, table: Any) -> None:
         self.table = table
+        self.pending: dict[str, int] = {}
+        self.event: Any = None
+        """The event being applied: a position is saved in its partition (``scope``)."""
+        self.origins: dict[str, Any] = {}
 
     @staticmethod
     def key(topic: str, partition: int) -> str:
@@ -74,11 +89,46 @@ class Positions:
 
     def expected(self, topic: str, partition: int) -> int | None:
         """The next offset to apply, or None for a partition never applied (any start is fine)."""
-        raw = self.table.get(self.key(topic, partition))
+        key = self.key(topic, partition)
+        if key in self.pending:
+            return self.pending[key] + 1
+        raw = self.table.get(key)
         return None if raw is None else int(raw) + 1
 
     def complete(self, topic: str, partition: int, offset: int) -> None:
-        self.table[self.key(topic, partition)] = str(offset).encode()
+        """Buffer: ``offset`` of ``topic[partition]`` is applied (written by ``save``)."""
+        key = self.key(topic, partition)
+        self.pending[key] = offset
+        self.origins[key] = self.event
+
+    def save(self) -> None:
+        """Write the buffered positions: one changelog record per partition of the batch."""
+        for key, offset in self.pending.items():
+            with applying(self.origins[key]):
+                self.table[key] = str(offset).encode()
+        self.discard()
+
+    def discard(self) -> None:
+        self.pending.clear()
+        self.origins.clear()
+
+
+async def release_skipped(consumer: Any, topic: str, partition: int, offset: int) -> None:
+    """Let Faust commit past offsets it skipped and this worker has applied.
+
+    Faust commits a partition only up to the first offset it has not acknowledged, and it
+    acknowledges only what it delivered. After a rebalance (a broker restart) it sometimes
+    resumes a partition past its committed offset: the continuity step knows the records
+    in between are applied (or re-reads them), but Faust would never commit that partition
+    again, and its consumer lag would grow forever. Faust's own remedy for offsets it will
+    never deliver (compacted or transactional topics) is a *gap*; this declares one from the
+    committed offset up to ``offset`` when nothing is acknowledged ahead of it yet.
+    Call it only once every record before ``offset`` is applied.
+    """
+    tp = TopicPartition(topic, partition)  # equal to Faust's TP (both are named tuples)
+    committed = consumer._committed_offset[tp]
+    if committed is not None and offset > committed and not consumer._acked[tp]:
+        await consumer._add_gap(tp, committed, offset - 1)
 
 
 class Reader(Protocol):
@@ -90,8 +140,9 @@ class Reader(Protocol):
 class RangeReader:
     """Reads a range of one partition with a consumer of its own (no group, no commits)."""
 
-    def __init__(self, bootstrap_servers: str) -> None:
+    def __init__(self, bootstrap_servers: str, security: KafkaSecurity | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.security = security or KafkaSecurity()  # the worker passes its topology's
 
     async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
         tp = TopicPartition(topic, partition)
@@ -100,6 +151,7 @@ class RangeReader:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",  # records deleted by retention are gone: go on
+            **self.security.aiokafka_options(),
         )
         await consumer.start()
         try:

@@ -1,7 +1,9 @@
 """The engine's stores over Faust tables: read through, buffer writes, save when told.
 
-Buffering is what lets an agent publish a record's outputs and wait for the broker's
-acknowledgement *before* the state change reaches the changelog (see streams/README.md).
+Buffering is what lets an agent publish a batch's outputs and wait for the broker's
+acknowledgement *before* the state change reaches the changelog (see streams/README.md), and
+what makes a batch cheap: a key written by many records of a batch is encoded and written to
+the changelog once.
 Each account's value also carries, per input topic, the offset of the last record applied
 to it: one changelog message holds both, so "state saved" and "record applied" cannot
 disagree after a crash.
@@ -16,6 +18,7 @@ import orjson
 
 from billing.account import AccountState
 from streams.codecs import account_body, account_from_body
+from streams.scope import applying
 
 V = TypeVar("V")
 
@@ -30,6 +33,9 @@ class StagedTable(MutableMapping[str, V], Generic[V]):
         self.encode = encode
         self.decode = decode
         self.pending: dict[str, V] = {}
+        self.event: Any = None
+        """The event being applied: buffered writes are saved in its partition (``scope``)."""
+        self.origins: dict[str, Any] = {}
 
     def __getitem__(self, key: str) -> V:
         if key in self.pending:
@@ -41,6 +47,7 @@ class StagedTable(MutableMapping[str, V], Generic[V]):
 
     def __setitem__(self, key: str, value: V) -> None:
         self.pending[key] = value
+        self.origins[key] = self.event
 
     def __delitem__(self, key: str) -> None:
         raise TypeError("the engine never deletes; expiry is the store owner's job")
@@ -54,24 +61,29 @@ class StagedTable(MutableMapping[str, V], Generic[V]):
     def save(self) -> None:
         """Write the buffered values to the table (each assignment is a changelog record)."""
         for key, value in self.pending.items():
-            self.table[key] = self.encode(value)
+            with applying(self.origins[key]):
+                self.table[key] = self.encode(value)
         self.discard()
 
     def discard(self) -> None:
         self.pending.clear()
+        self.origins.clear()
 
 
 class AccountTable(StagedTable[AccountState]):
     """Account states, each stored with the last applied offset of every input topic.
 
-    A stored value is read and decoded once per record (``_envelope``), however many times
-    the worker and the engine ask for it.
+    ``position`` is the input record being applied (set by the worker before each fold):
+    every account the engine writes meanwhile is marked as having applied it. A stored value
+    is read and decoded once per batch (``_envelope``), and each account written in a batch
+    is encoded and saved once, with the offsets of the last records applied to it.
     """
 
     def __init__(self, table: Any) -> None:
         super().__init__(table, self._encode, self._decode)
         self.position: tuple[str, int] | None = None
         self._read: dict[str, tuple[AccountState, dict[str, int]] | None] = {}
+        self._applied: dict[str, dict[str, int]] = {}
 
     @staticmethod
     def _encode(state: AccountState) -> bytes:
@@ -98,8 +110,23 @@ class AccountTable(StagedTable[AccountState]):
             raise KeyError(key)
         return envelope[0]
 
+    def __setitem__(self, key: str, value: AccountState) -> None:
+        super().__setitem__(key, value)
+        if self.position is not None:
+            topic, offset = self.position
+            self._applied.setdefault(key, {})[topic] = offset
+
+    def save_again(self, key: str) -> None:
+        """Buffer the account as stored, its applied offsets unchanged (``position`` is not
+        the record that wrote it)."""
+        StagedTable.__setitem__(self, key, self[key])
+
     def applied(self, account_id: str, topic: str) -> int:
-        """Offset of the last ``topic`` record applied to the account (-1 if none)."""
+        """Offset of the last ``topic`` record applied to the account (-1 if none), buffered
+        writes included."""
+        buffered = self._applied.get(account_id, {}).get(topic)
+        if buffered is not None:
+            return buffered
         envelope = self._envelope(account_id)
         return -1 if envelope is None else int(envelope[1].get(topic, -1))
 
@@ -107,12 +134,15 @@ class AccountTable(StagedTable[AccountState]):
         for key, state in self.pending.items():
             envelope = self._envelope(key)
             applied = {} if envelope is None else dict(envelope[1])
-            if self.position is not None:
-                applied[self.position[0]] = self.position[1]
-            self.table[key] = orjson.dumps({"state": account_body(state), "applied": applied})
-        self.discard()
+            applied.update(self._applied.get(key, {}))
+            with applying(self.origins[key]):
+                self.table[key] = orjson.dumps({"state": account_body(state), "applied": applied})
+            self._read[key] = (state, applied)  # what the table holds now: no decode to reread
+        super().discard()
+        self._applied.clear()
 
     def discard(self) -> None:
-        """Forget buffered writes and what was read (the table may change between records)."""
+        """Forget buffered writes and what was read (the table may change between batches)."""
         super().discard()
         self._read.clear()
+        self._applied.clear()

@@ -1,4 +1,4 @@
-"""The worker's HTTP views (Faust's web server, bound to 127.0.0.1).
+"""The worker's HTTP views (Faust's web server, bound to METERING_WEB_HOST: 127.0.0.1).
 
 GET /status — Lilac's public supply status; GET /accounts/{id}/usage — the account's windows
 and route (served by the worker that owns the account's partition); GET /metrics — Prometheus.

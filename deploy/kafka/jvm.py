@@ -6,8 +6,11 @@ configuration; everything they print goes to one ``kafka.log``, which every erro
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import subprocess
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,18 +42,33 @@ class Jvm:
             *args,
         ]
 
-    def format_storage(self, props: Path, data_dir: Path, log_path: Path) -> None:
+    def format_storage(
+        self,
+        props: Path,
+        data_dir: Path,
+        log_path: Path,
+        cluster_id: str | None = None,
+        *,
+        secret_args: Sequence[str] = (),
+    ) -> None:
         """``StorageTool format``; a formatted ``data_dir`` keeps its cluster id and data.
 
-        The id is passed as ``--cluster-id=…``: a URL-safe id may begin with ``-``, which
-        argparse would read as an option after a separate ``-t``.
+        ``cluster_id``: the one every node of a cluster shares (default: a new one). The id
+        is passed as ``--cluster-id=…``: a URL-safe id may begin with ``-``, which argparse
+        would read as an option after a separate ``-t``. ``secret_args`` (SCRAM users with
+        their passwords) reach the tool through a 0600 ``@argfile`` deleted after the run, so
+        no password is ever on a command line (argv is readable by every local user).
         """
-        cluster_id = config.stored_cluster_id(data_dir) or config.new_cluster_id()
-        command = self.command(
+        cluster_id = config.stored_cluster_id(data_dir) or cluster_id or config.new_cluster_id()
+        words = [
             "kafka.tools.StorageTool", "format", "--ignore-formatted",
-            f"--cluster-id={cluster_id}", "-c", str(props),
-        )  # fmt: skip
-        with log_path.open("ab") as out:
+            f"--cluster-id={cluster_id}", "-c", str(props), *secret_args,
+        ]  # fmt: skip
+        with (
+            _argfile(props.with_name(f".{props.name}.args"), words) as argfile,
+            log_path.open("ab") as out,
+        ):
+            command = [*self.command(words[0])[:-1], f"@{argfile}"]
             try:
                 result = subprocess.run(
                     command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -81,6 +99,19 @@ class Jvm:
                 cwd=props.parent,
                 start_new_session=True,
             )
+
+
+@contextlib.contextmanager
+def _argfile(path: Path, words: Sequence[str]) -> Iterator[Path]:
+    """A java ``@argfile`` holding ``words`` (main class and arguments), readable by its owner."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        for word in words:  # one double-quoted word a line; java unescapes \\ and \"
+            handle.write('"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"\n')
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
 
 
 def log_tail(log_path: Path, size: int = 64_000) -> str:

@@ -16,11 +16,12 @@ import time
 from pathlib import Path
 from types import TracebackType
 
-from deploy.kafka import config, jars, process
+from deploy.kafka import config, jars, process, security
 from deploy.kafka.jvm import Jvm, log_tail, logged_version
 from deploy.kafka.probe import broker_answers
 from deploy.kafka.state import BrokerState
 from metering.errors import ServiceUnavailable
+from metering.kafka_security import KafkaSecurity
 from metering.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ class LocalKafka:
         startup_timeout_s: float = 60.0,
         stop_timeout_s: float = 30.0,
         die_with_parent: bool = True,
+        sasl_ssl: bool = False,
+        ports: config.BrokerPorts | None = None,
     ) -> None:
         self.libs = libs
         self.java = java
@@ -60,7 +63,13 @@ class LocalKafka:
         self._work_dir: Path | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._ports: config.BrokerPorts | None = None
+        # Fixed ports let a restart (same work_dir) come back at the address clients know.
+        self._fixed_ports = ports
         self._version: str | None = None
+        self.sasl_ssl = (
+            sasl_ssl  # client listener SASL_SSL/SCRAM-SHA-512 (deploy/kafka/security.py)
+        )
+        self._material: security.SecurityMaterial | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> LocalKafka:
@@ -98,6 +107,18 @@ class LocalKafka:
         return self.work_dir / "kafka.log"
 
     @property
+    def client_security(self) -> KafkaSecurity:
+        """How a client logs in: PLAINTEXT, or the SCRAM client user over TLS with the CA."""
+        if self._material is None:
+            return KafkaSecurity()
+        return self._material.client_security()
+
+    @property
+    def security_material(self) -> security.SecurityMaterial | None:
+        """The CA, key store and password files of a SASL_SSL broker (None: PLAINTEXT)."""
+        return self._material
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
 
@@ -115,7 +136,8 @@ class LocalKafka:
         4. spawn the JVM in its own process group, output to ``kafka.log``;
         5. poll until a metadata request names a broker, the JVM exits, or the time is up;
         6. read the version from the log and register the ``atexit`` stop.
-        A port taken between steps 2 and 4 (the only race) is retried once with new ports.
+        A port taken between steps 2 and 4 (the only race) is retried once with new ports,
+        unless the ports were given (``ports=``: a restart at the same address).
         """
         if self._proc is not None:
             raise RuntimeError("LocalKafka is already started")
@@ -128,16 +150,21 @@ class LocalKafka:
         jars.broker_version(self.libs)
         work = self._prepare_work_dir()
         jvm = Jvm(java, self.libs, self.heap, work / "log4j.properties")
+        if self.sasl_ssl:
+            self._material = security.prepare(work)
         for attempt in (1, 2):
             # Step 2.
-            self._ports = config.pick_ports()
+            self._ports = self._fixed_ports or config.pick_ports()
             props = work / "server.properties"
             values = config.server_properties(
                 self._ports, work / "data", partitions=self.partitions
             )
-            props.write_text(config.render_properties(values))
+            if self._material is not None:
+                values = security.broker_properties(values, self._ports, self._material)
+            security.write_private(props, config.render_properties(values))  # may hold a password
             # Step 3.
-            jvm.format_storage(props, work / "data", self.log_path)
+            scram = security.scram_format_args(self._material) if self._material else []
+            jvm.format_storage(props, work / "data", self.log_path, secret_args=scram)
             # Step 4.
             self._proc = jvm.spawn_broker(
                 props, self.log_path, die_with_parent=self._die_with_parent
@@ -149,6 +176,7 @@ class LocalKafka:
             except BaseException as exc:  # Ctrl-C included: never leave the JVM behind
                 self._kill()
                 retry = isinstance(exc, ServiceUnavailable) and attempt == 1
+                retry = retry and self._fixed_ports is None  # fixed ports cannot move
                 if retry and _BIND_FAILED in log_tail(self.log_path):
                     log.warning("kafka: a port was taken during start-up; retrying")
                     continue
@@ -193,6 +221,7 @@ class LocalKafka:
             log_path=str(self.log_path),
             work_dir=str(self.work_dir),
             started_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            security_dir=None if self._material is None else str(self._material.directory),
         )
         self._proc = None
         return state
@@ -231,7 +260,8 @@ class LocalKafka:
                     f"Kafka broker exited with code {code} during start-up; see {self.log_path}"
                 )
             remaining = deadline - time.monotonic()
-            if broker_answers(self.bootstrap_servers, timeout_s=max(min(remaining, 5.0), 0.5)):
+            timeout_s = max(min(remaining, 5.0), 0.5)
+            if broker_answers(self.bootstrap_servers, timeout_s, security=self.client_security):
                 return
             if time.monotonic() >= deadline:
                 raise ServiceUnavailable(

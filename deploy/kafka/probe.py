@@ -16,7 +16,11 @@ from typing import Any, TypeVar
 from aiokafka import AIOKafkaClient
 from aiokafka.errors import KafkaError
 
+from metering.kafka_security import KafkaSecurity, client_options
+
 T = TypeVar("T")
+
+TLS_CLOSE_GRACE_S = 0.05
 
 
 def _port_open(host: str, port: int, timeout_s: float) -> bool:
@@ -27,29 +31,56 @@ def _port_open(host: str, port: int, timeout_s: float) -> bool:
         return False
 
 
-def _first_address(bootstrap_servers: str) -> tuple[str, int]:
-    host, _, port = bootstrap_servers.split(",", maxsplit=1)[0].strip().rpartition(":")
-    return host.strip("[]") or "localhost", int(port)
+def _addresses(bootstrap_servers: str) -> list[tuple[str, int]]:
+    addresses = []
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        addresses.append((host.strip("[]") or "localhost", int(port)))
+    return addresses
 
 
-async def metadata_answers(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
+async def metadata_answers(
+    bootstrap_servers: str, timeout_s: float = 5.0, security: KafkaSecurity | None = None
+) -> bool:
     """True when the cluster at ``bootstrap_servers`` returns metadata naming a broker."""
-    host, port = _first_address(bootstrap_servers)
-    if not await asyncio.to_thread(_port_open, host, port, min(timeout_s, 1.0)):
-        return False
+    return bool(await broker_ids(bootstrap_servers, timeout_s, security))
+
+
+async def broker_ids(
+    bootstrap_servers: str, timeout_s: float = 5.0, security: KafkaSecurity | None = None
+) -> set[int]:
+    """The node ids a metadata response names: the registered, unfenced brokers.
+
+    Only the listed servers whose port accepts a connection are asked (any one may answer: a
+    cluster with a node down still does); none → empty, without a word from aiokafka.
+    """
+    connect_s = min(timeout_s, 1.0)
+    reachable = [
+        f"{host}:{port}"
+        for host, port in _addresses(bootstrap_servers)
+        if await asyncio.to_thread(_port_open, host, port, connect_s)
+    ]
+    if not reachable:
+        return set()
+    options = client_options(security)
     client = AIOKafkaClient(
-        bootstrap_servers=bootstrap_servers,
+        bootstrap_servers=",".join(reachable),
         request_timeout_ms=max(int(timeout_s * 1000), 1000),
         client_id="metering-probe",
+        **options,
     )
     try:
         async with asyncio.timeout(timeout_s):
             await client.bootstrap()
-        return bool(client.cluster.brokers())
+        return {broker.nodeId for broker in client.cluster.brokers()}
     except (KafkaError, OSError, TimeoutError):
-        return False
+        return set()
     finally:
         await client.close()
+        if options.get("ssl_context") is not None:
+            # aiokafka closes a TLS connection without awaiting the close_notify exchange; give
+            # it a moment, or run_sync's loop ends first and leaves the socket to the GC.
+            await asyncio.sleep(TLS_CLOSE_GRACE_S)
 
 
 def run_sync(coro: Coroutine[Any, Any, T]) -> T:
@@ -75,6 +106,8 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
     return result[0]
 
 
-def broker_answers(bootstrap_servers: str, timeout_s: float = 5.0) -> bool:
+def broker_answers(
+    bootstrap_servers: str, timeout_s: float = 5.0, security: KafkaSecurity | None = None
+) -> bool:
     """Sync form of :func:`metadata_answers`."""
-    return run_sync(metadata_answers(bootstrap_servers, timeout_s))
+    return run_sync(metadata_answers(bootstrap_servers, timeout_s, security))

@@ -11,7 +11,7 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 BROKER_MAIN_CLASS = b"kafka.Kafka"
@@ -68,7 +68,8 @@ def wait_gone(pid: int, timeout_s: float, poll_s: float = 0.1) -> bool:
     return True
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
+def signal_group(pgid: int, sig: signal.Signals) -> None:
+    """Send ``sig`` to the process group ``pgid``; a group already gone is fine."""
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
 
@@ -81,11 +82,33 @@ def stop_group(pgid: int, wait: Callable[[float], bool], grace_s: float = 30.0) 
     3. Still there: SIGKILL to the group, and wait again (a killed process cannot refuse).
     """
     # Step 1.
-    _signal_group(pgid, signal.SIGTERM)
+    signal_group(pgid, signal.SIGTERM)
     # Step 2.
     if wait(grace_s):
         return True
     # Step 3.
-    _signal_group(pgid, signal.SIGKILL)
+    signal_group(pgid, signal.SIGKILL)
     wait(10.0)
     return False
+
+
+def stop_groups(pgids: Sequence[int], grace_s: float = 30.0) -> list[int]:
+    """Stop several process groups together; returns those that needed SIGKILL.
+
+    The nodes of a KRaft cluster are stopped this way: SIGTERM to all at once, so no node is
+    left last, waiting in its controlled shutdown for a quorum that is already gone.
+    1. SIGTERM to every group.
+    2. Wait for each leader, all within one ``grace_s``.
+    3. SIGKILL the groups still there, and wait for them.
+    """
+    # Step 1.
+    for pgid in pgids:
+        signal_group(pgid, signal.SIGTERM)
+    # Step 2.
+    deadline = time.monotonic() + grace_s
+    stubborn = [p for p in pgids if not wait_gone(p, max(deadline - time.monotonic(), 0.0))]
+    # Step 3.
+    for pgid in stubborn:
+        signal_group(pgid, signal.SIGKILL)
+        wait_gone(pgid, 10.0)
+    return stubborn

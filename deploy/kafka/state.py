@@ -26,6 +26,8 @@ class BrokerState:
     log_path: str
     work_dir: str
     started_at: str
+    security_dir: str | None = None
+    """The SASL_SSL material (``deploy/kafka/security.py``); None for a PLAINTEXT broker."""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
@@ -44,6 +46,7 @@ class BrokerState:
             log_path=str(raw["log_path"]),
             work_dir=str(raw["work_dir"]),
             started_at=str(raw["started_at"]),
+            security_dir=None if raw.get("security_dir") is None else str(raw["security_dir"]),
         )
 
 

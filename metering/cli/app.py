@@ -23,7 +23,7 @@ app = typer.Typer(
 
 
 def _register() -> None:
-    from metering.cli import demo, kafka, replay, schema, simulate, sink, store, worker
+    from metering.cli import audit, demo, kafka, replay, schema, simulate, sink, store, worker
 
     app.add_typer(kafka.app, name="kafka")
     app.add_typer(store.app, name="store")
@@ -33,6 +33,18 @@ def _register() -> None:
     app.add_typer(worker.app, name="worker")
     app.add_typer(sink.app, name="sink")
     app.add_typer(simulate.app, name="simulate")
+    app.add_typer(audit.app, name="audit")
+
+    from reliability.cli import app as chaos
+
+    app.add_typer(chaos, name="chaos")
+
+    from metering.cli import adjust, discount, dlq, rebuild
+
+    app.add_typer(rebuild.app, name="rebuild")
+    app.add_typer(adjust.app, name="adjust")
+    app.add_typer(dlq.app, name="dlq")
+    app.add_typer(discount.app, name="discount")
 
 
 def main() -> None:

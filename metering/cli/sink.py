@@ -16,6 +16,7 @@ from typing import Annotated
 
 import typer
 from aiokafka.errors import KafkaError
+from prometheus_client import start_http_server
 
 from metering.errors import ConfigError, ServiceUnavailable
 from metering.settings import Settings, load_settings
@@ -66,6 +67,19 @@ def sink(
     batch_ms: Annotated[
         int, typer.Option(min=1, help="Or when the oldest waited this long.")
     ] = 200,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Serve Prometheus /metrics on this port (METERING_WEB_HOST); 0 = off."
+        ),
+    ] = 0,
+    group: Annotated[
+        str | None,
+        typer.Option(
+            help="Consumer group (default <prefix>metering.ledger-sink); another group fills "
+            "another store with the whole ledger, side by side."
+        ),
+    ] = None,
 ) -> None:
     """Consume metering.ledger into ClickHouse; commit offsets only after each insert."""
     if ctx.invoked_subcommand is not None:
@@ -77,22 +91,39 @@ def sink(
             "writes to (e.g. export KAFKA_BOOTSTRAP_SERVERS=$(metering kafka up))"
         )
     config = SinkConfig.for_prefix(
-        settings.topic_prefix, max_rows=batch_rows, max_wait_s=batch_ms / 1000
+        settings.topic_prefix,
+        max_rows=batch_rows,
+        max_wait_s=batch_ms / 1000,
+        **({"group_id": group} if group else {}),
     )
     url = settings.ledger_store_url
     try:
         client = connect(url)
         if apply_migrations:
-            migrate(client, migrations_dir=migrations_dir, database=database)
+            migrate(
+                client,
+                migrations_dir=migrations_dir,
+                database=database,
+                cluster=settings.clickhouse_cluster,
+            )
         store = ClickHouseLedgerStore(client, database)
-        asyncio.run(_serve(settings, store, config))
+        asyncio.run(_serve(settings, store, config, metrics_port))
     finally:
         release(url)
 
 
-async def _serve(settings: Settings, store: ClickHouseLedgerStore, config: SinkConfig) -> None:
+async def _serve(
+    settings: Settings, store: ClickHouseLedgerStore, config: SinkConfig, metrics_port: int = 0
+) -> None:
     assert settings.kafka_bootstrap_servers is not None
     metrics = SinkMetrics()
+    if metrics_port:  # a daemon thread of prometheus-client; it dies with the process
+        try:
+            start_http_server(metrics_port, addr=settings.web_host, registry=metrics.registry)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot serve /metrics on {settings.web_host}:{metrics_port}: {exc.strerror}"
+            ) from exc
     consumer = kafka_consumer(settings.kafka_bootstrap_servers, config)
     sink = LedgerSink(consumer, LedgerWriter(store, metrics, config.backoff), config, metrics)
     loop = asyncio.get_running_loop()

@@ -25,6 +25,7 @@ from metering.warehouse import (
     release,
     status,
 )
+from metering.warehouse.migrations import read_migrations
 
 app = typer.Typer(help="The ClickHouse ledger store: migrations and status.", no_args_is_help=True)
 
@@ -53,13 +54,23 @@ def migrate_command(
     migrations_dir: MigrationsDir = DEFAULT_MIGRATIONS_DIR,
     database: Database = DEFAULT_DATABASE,
 ) -> None:
-    """Apply pending migrations in number order (a no-op when up to date)."""
-    url = load_settings().ledger_store_url
+    """Apply pending migrations in number order (a no-op when up to date).
+
+    With METERING_CLICKHOUSE_CLUSTER set, in their cluster form (ON CLUSTER, replicated and
+    distributed tables).
+    """
+    settings = load_settings()
+    url = settings.ledger_store_url
     store = parse_url(url)  # a bad URL fails here, before anything is opened
     console = Console()
     try:
         client = connect(url)
-        applied = migrate(client, migrations_dir=migrations_dir, database=database)
+        applied = migrate(
+            client,
+            migrations_dir=migrations_dir,
+            database=database,
+            cluster=settings.clickhouse_cluster,
+        )
         current = status(client, migrations_dir=migrations_dir, database=database)
     finally:
         release(url)
@@ -87,6 +98,31 @@ def status_command(
     if problems:
         Console(stderr=True).print(f"[bold red]error:[/] {'; '.join(problems)}", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command("sql")
+def sql_command(
+    migrations_dir: MigrationsDir = DEFAULT_MIGRATIONS_DIR,
+    database: Database = DEFAULT_DATABASE,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            "--cluster",
+            help="Render the cluster form for this cluster (default: "
+            "METERING_CLICKHOUSE_CLUSTER; '' = the single-node form).",
+        ),
+    ] = None,
+) -> None:
+    """Print the statements `migrate` runs, every file, without opening the store."""
+    name = load_settings().clickhouse_cluster if cluster is None else cluster
+    rendered = [  # all of it before printing: a file without a cluster form prints nothing
+        (migration.filename, migration.statements(database, name))
+        for migration in read_migrations(migrations_dir)
+    ]
+    for filename, statements in rendered:
+        typer.echo(f"-- {filename}")
+        for statement in statements:
+            typer.echo(f"{statement};\n")
 
 
 def _table(current: MigrationPlan, store: str, database: str) -> Table:

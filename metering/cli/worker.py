@@ -18,7 +18,7 @@ app = typer.Typer(help="Run the billing worker.")
 @app.callback(invoke_without_command=True)
 def worker(
     web_port: Annotated[
-        int, typer.Option(help="Port of the worker's web views (127.0.0.1).")
+        int, typer.Option(help="Port of the worker's web views (on METERING_WEB_HOST).")
     ] = 6066,
     store: Annotated[
         str | None,
@@ -35,14 +35,18 @@ def worker(
     import faust
 
     from streams import web
-    from streams.admin import ensure_topics
+    from streams.admin import cluster_replication, ensure_topics
     from streams.topology import build
     from streams.worker import BillingWorker
 
     settings = load_settings()
     if not settings.kafka_bootstrap_servers:
         raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set: `metering kafka up` prints one")
-    asyncio.run(ensure_topics(settings, settings.kafka_bootstrap_servers))
-    topology = build(settings, app_id=app_id, store=store, web_port=web_port)
+    bootstrap = settings.kafka_bootstrap_servers
+    replication = asyncio.run(cluster_replication(settings, bootstrap))
+    topology = build(
+        settings, app_id=app_id, store=store, web_port=web_port, replication=replication
+    )
+    asyncio.run(ensure_topics(settings, bootstrap, replication, topology.changelogs()))
     web.register(BillingWorker(topology, load_catalog(settings.catalog_path)))
     faust.Worker(topology.app, loglevel=logging.INFO, quiet=True).execute_from_commandline()

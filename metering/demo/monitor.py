@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer
 from pydantic import ValidationError
 
+from metering.kafka_security import client_options
 from schemas import topics
 from schemas.quota import QuotaEvent
 from schemas.routing import RoutingState
@@ -54,6 +55,7 @@ class Monitor:
             group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **client_options(),  # METERING_KAFKA_* of this process
         )
         self._task: asyncio.Task[None] | None = None
 

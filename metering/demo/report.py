@@ -15,6 +15,9 @@ from rich.table import Table
 from billing.catalog.model import Catalog
 from billing.engine import Engine
 from billing.replay import Replay
+from metering.audit.diff import diff_entries
+from metering.audit.rows import from_entries
+from metering.replay.collector import collector_paused
 from metering.replay.logfile import LogRecord
 from metering.warehouse.queries import run_query
 from schemas.ledger import LedgerEntry
@@ -74,7 +77,8 @@ def replay_ledger(records: Sequence[LogRecord], catalog: Catalog) -> list[Ledger
     engine = Engine(catalog, accounts={}, seen={}, discounts={})
     replay = Replay(engine)
     emitted = replay.run((r.source, r.payload, r.key) for r in records)
-    return [item.value for item in emitted if isinstance(item.value, LedgerEntry)]
+    with collector_paused():
+        return [item.value for item in emitted if isinstance(item.value, LedgerEntry)]
 
 
 @dataclass(frozen=True)
@@ -123,15 +127,14 @@ def totals(entries: Sequence[LedgerEntry]) -> dict[str, Decimal]:
 
 
 def compare(stored: Sequence[LedgerEntry], replayed: Sequence[LedgerEntry]) -> Consistency:
-    """Entry ids in one and not the other, and ids whose fields differ (Decimal-equal counts)."""
-    mine = {e.entry_id: e for e in stored}
-    theirs = {e.entry_id: e for e in replayed}
+    """Entry ids in one and not the other, and ids whose fields differ (the audit's diff)."""
+    found = diff_entries(from_entries(stored), from_entries(replayed))
     return Consistency(
-        stored=len(mine),
-        replayed=len(theirs),
-        missing=tuple(sorted(set(theirs) - set(mine))),
-        extra=tuple(sorted(set(mine) - set(theirs))),
-        different=tuple(sorted(i for i in set(mine) & set(theirs) if mine[i] != theirs[i])),
-        stored_totals=totals(list(mine.values())),
-        replayed_totals=totals(list(theirs.values())),
+        stored=len({e.entry_id for e in stored}),
+        replayed=len({e.entry_id for e in replayed}),
+        missing=tuple(d.entry_id for d in found if d.problem == "missing"),
+        extra=tuple(d.entry_id for d in found if d.problem == "extra"),
+        different=tuple(d.entry_id for d in found if d.problem == "different"),
+        stored_totals=totals(list({e.entry_id: e for e in stored}.values())),
+        replayed_totals=totals(list({e.entry_id: e for e in replayed}.values())),
     )

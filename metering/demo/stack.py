@@ -84,6 +84,7 @@ def worker_process(
     *,
     store: str = "memory://",
     app_id: str = "metering-worker",
+    start_timeout_s: float = WORKER_START_TIMEOUT_S,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``metering worker`` as a subprocess, ready when Faust logs "Ready"; SIGTERM on exit."""
     with log_path.open("wb") as log:
@@ -93,7 +94,7 @@ def worker_process(
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
         try:
-            wait_for_log(proc, log_path, WORKER_READY, WORKER_START_TIMEOUT_S)
+            wait_for_log(proc, log_path, WORKER_READY, start_timeout_s)
             yield proc
         finally:
             proc.terminate()

@@ -6,6 +6,9 @@ ledger entries it derives carry the same ``source_*`` fields. Records of the dif
 topics are merged by timestamp (the order the gateway and the lifecycle services sent
 them), then by topic (``_SAME_INSTANT_ORDER``), partition and offset; within a partition, offset order always holds.
 Ticks are not read: the replay derives them from log time.
+
+For one account (an audit), only the partitions its key hashes to are read — Kafka's default
+partitioner, which the gateway SDK and the workers use — plus every discount partition.
 """
 
 from __future__ import annotations
@@ -17,9 +20,11 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import murmur2
 
 from billing.source import Source
 from metering.errors import ServiceUnavailable
+from metering.kafka_security import client_options
 from metering.replay.logfile import LogRecord
 from schemas import topics
 
@@ -29,9 +34,28 @@ _SAME_INSTANT_ORDER = (topics.SUBSCRIPTIONS, topics.DISCOUNTS, topics.REQUESTS, 
 """At one timestamp: lifecycle and prices before the traffic they govern, corrections last."""
 
 
-async def _input_partitions(bootstrap_servers: str, prefix: str) -> list[TopicPartition]:
-    """The partitions of the input topics that exist (a topic never written may not)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+def account_partition(account_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives the key ``account_id``."""
+    return int(murmur2(account_id.encode("utf-8")) & 0x7FFFFFFF) % partitions
+
+
+def mentions(account_id: str | None, prefix: str = "") -> Callable[[str, bytes | None], bool]:
+    """Whether a record of a topic may concern the account: every discount change does; any
+    other record only if its JSON holds the account id as a string (a byte search, no parse:
+    a false positive only costs the fold a record of another account)."""
+    if account_id is None:
+        return lambda topic, value: True
+    needle = f'"{account_id}"'.encode()
+    discounts = prefix + topics.DISCOUNTS
+    return lambda topic, value: topic == discounts or (value is not None and needle in value)
+
+
+async def _input_partitions(
+    bootstrap_servers: str, prefix: str, account_id: str | None = None
+) -> list[TopicPartition]:
+    """The partitions of the input topics that exist (a topic never written may not); for
+    one account, the discounts' and the account's own."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, **client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -39,32 +63,40 @@ async def _input_partitions(bootstrap_servers: str, prefix: str) -> list[TopicPa
         described = await admin.describe_topics(names) if names else []
     finally:
         await admin.close()
-    return [
-        TopicPartition(topic["topic"], partition["partition"])
-        for topic in described
-        for partition in sorted(topic["partitions"], key=lambda p: p["partition"])
-    ]
+    chosen = []
+    for topic in described:
+        numbers = sorted(partition["partition"] for partition in topic["partitions"])
+        if account_id is not None and topic["topic"] != prefix + topics.DISCOUNTS:
+            numbers = [account_partition(account_id, len(numbers))]
+        chosen += [TopicPartition(topic["topic"], number) for number in numbers]
+    return chosen
 
 
 async def read_inputs(
     bootstrap_servers: str,
     prefix: str = "",
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+    account_id: str | None = None,
 ) -> list[LogRecord]:
-    """Every record of the input topics up to their end offsets at the time of the call."""
+    """Every record of the input topics up to their end offsets at the time of the call
+    (with ``account_id``: the records of its partitions that mention it, and every discount
+    change). ``on_progress(read, total)`` is called after each fetch."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **client_options(),  # METERING_KAFKA_* of this process
     )
     await consumer.start()
     try:
-        partitions = await _input_partitions(bootstrap_servers, prefix)
+        partitions = await _input_partitions(bootstrap_servers, prefix, account_id)
         if not partitions:
             return []
         ends = await consumer.end_offsets(partitions)
         wanted = [tp for tp in partitions if ends[tp] > 0]
+        total = sum(ends[tp] for tp in wanted)
+        keep = mentions(account_id, prefix)
         consumer.assign(wanted)
         await consumer.seek_to_beginning(*wanted)
         by_partition: dict[TopicPartition, list[LogRecord]] = {tp: [] for tp in wanted}
@@ -77,16 +109,16 @@ async def read_inputs(
                 )
             batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
             for tp, records in batch.items():
+                read += len(records)
                 for r in records:
-                    if r.offset >= ends[tp]:
+                    if r.offset >= ends[tp] or not keep(tp.topic, r.value):
                         continue
                     received = datetime.fromtimestamp(r.timestamp / 1000, UTC)
                     source = Source(tp.topic[len(prefix) :], tp.partition, r.offset, received)
                     key = r.key.decode("utf-8", errors="replace") if r.key else None
                     by_partition[tp].append(LogRecord(source, r.value or b"", key))
-                    read += 1
             if on_progress is not None:
-                on_progress(read)
+                on_progress(read, total)
     finally:
         await consumer.stop()
     order = _SAME_INSTANT_ORDER.index

@@ -16,6 +16,7 @@ from billing.policy import Policy
 from billing.replay import Replay
 from billing.source import Source
 from metering.errors import InputError
+from metering.replay.collector import collector_paused
 from metering.replay.logfile import LogRecord, output_line, read_log
 from schemas import topics
 from schemas.ledger import LedgerEntry
@@ -90,14 +91,15 @@ def replay_file(
     except OSError as exc:
         raise InputError(f"cannot read {input_path}: {exc.strerror or exc}") from None
     try:
-        output = output_path.open("w", encoding="utf-8")
+        output = output_path.open("wb")
     except OSError as exc:
         source.close()
         raise InputError(f"cannot write {output_path}: {exc.strerror or exc}") from None
-    with source, output:
+    with source, output, collector_paused():
         replay = Replay(engine)
         for item in fold_log(source, replay, on_progress):
             summary.add(item)
-            output.write(output_line(item.topic, item.value.model_dump_json()))
+            value = item.value  # its JSON bytes straight from the serializer: no str round trip
+            output.write(output_line(item.topic, value.__pydantic_serializer__.to_json(value)))
     summary.duplicates = replay.duplicates
     return summary

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from aiokafka.structs import TopicPartition
 
+from metering.kafka_security import KafkaSecurity, client_options
 from metering.sink.batch import Batch, Received
 from metering.sink.metrics import SinkMetrics
 from metering.sink.rows import PoisonValue, decode
@@ -27,7 +28,7 @@ from schemas import topics
 
 logger = logging.getLogger(__name__)
 
-IDLE_POLL_S = 0.5  # longest wait for records while the batch is empty (bounds stop latency)
+IDLE_POLL_S = 0.5  # longest wait for records in one poll: bounds how long a stop goes unseen
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,13 @@ class Consumer(Protocol):
     def highwater(self, partition: TopicPartition) -> int | None: ...
 
 
-def kafka_consumer(bootstrap_servers: str, config: SinkConfig) -> AIOKafkaConsumer:
-    """The sink's consumer: own group, manual commits, from the earliest offset when new."""
+def kafka_consumer(
+    bootstrap_servers: str, config: SinkConfig, security: KafkaSecurity | None = None
+) -> AIOKafkaConsumer:
+    """The sink's consumer: own group, manual commits, from the earliest offset when new.
+
+    ``security``: how it logs in (default: this process's ``METERING_KAFKA_*`` settings).
+    """
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=config.group_id,
@@ -85,6 +91,7 @@ def kafka_consumer(bootstrap_servers: str, config: SinkConfig) -> AIOKafkaConsum
         auto_offset_reset="earliest",  # a new group must start at the first entry, not skip any
         isolation_level="read_committed",  # never sink an aborted transactional write
         max_poll_records=config.max_rows,
+        **client_options(security),
     )
 
 
@@ -205,9 +212,9 @@ class LedgerSink:
 
     async def _poll(self) -> None:
         now = self._clock()
-        timeout = (
-            self._batch.wait_left(now, self.config.max_wait_s) if len(self._batch) else IDLE_POLL_S
-        )
+        # Never longer than IDLE_POLL_S, even when the batch may wait longer: a stop requested
+        # meanwhile must be seen (a long window on an idle topic would hold it for that long).
+        timeout = min(IDLE_POLL_S, self._batch.wait_left(now, self.config.max_wait_s))
         fetched = await self.consumer.getmany(
             timeout_ms=int(timeout * 1000),
             max_records=max(1, self.config.max_rows - len(self._batch)),
@@ -283,7 +290,11 @@ class LedgerSink:
             )
 
     def _record_lag(self, batch: Batch) -> None:
+        owned = self.consumer.assignment()
         for partition, committed in batch.commit_offsets().items():
-            high = self.consumer.highwater(TopicPartition(batch.topic, partition))
+            tp = TopicPartition(batch.topic, partition)
+            if tp not in owned:  # revoked during the flush: aiokafka asserts on its highwater
+                continue
+            high = self.consumer.highwater(tp)
             if high is not None:
                 self.metrics.lag.labels(batch.topic, str(partition)).set(max(0, high - committed))

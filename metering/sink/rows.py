@@ -17,7 +17,8 @@ from schemas.ledger import LedgerEntry
 
 LEDGER_TABLE: Final = "ledger"
 
-MONEY: Final = "Decimal(38, 12)"
+MONEY_SCALE: Final = 12
+MONEY: Final = f"Decimal(38, {MONEY_SCALE})"
 TIME: Final = "DateTime64(6, 'UTC')"
 ENUM: Final = "LowCardinality(String)"
 
@@ -66,6 +67,8 @@ COLUMNS: Final[tuple[tuple[str, str], ...]] = (
 
 COLUMN_NAMES: Final = tuple(name for name, _ in COLUMNS)
 COLUMN_TYPES: Final = tuple(kind for _, kind in COLUMNS)
+TIME_COLUMNS: Final = frozenset(name for name, kind in COLUMNS if TIME in kind)
+MONEY_COLUMNS: Final = frozenset(name for name, kind in COLUMNS if kind == MONEY)
 
 
 class PoisonValue(ValueError):

@@ -14,14 +14,23 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol, TypeVar
+from decimal import Decimal
+from typing import Any, Protocol, TypeVar
 
 from clickhouse_connect.driver.client import Client
 
 from metering.sink.batch import dedup_token
 from metering.sink.errors import BatchNotWritten
 from metering.sink.metrics import SinkMetrics
-from metering.sink.rows import COLUMN_NAMES, COLUMN_TYPES, LEDGER_TABLE, to_columns
+from metering.sink.rows import (
+    COLUMN_NAMES,
+    COLUMN_TYPES,
+    LEDGER_TABLE,
+    MONEY_COLUMNS,
+    MONEY_SCALE,
+    TIME_COLUMNS,
+    to_columns,
+)
 from metering.warehouse.client import error_reason
 from metering.warehouse.migration_plan import validate_database
 from schemas.ledger import LedgerEntry
@@ -43,13 +52,25 @@ WHERE account_id IN {accounts:Array(String)}
 """
 
 
-# Every stored entry once (FINAL collapses re-deliveries), optionally of one account, in the
-# ledger's own order.
+# Every stored entry once (FINAL collapses re-deliveries), optionally of one account and of
+# a started_at range, in the ledger's own order.
 _ENTRIES_SQL = """
 SELECT {columns}
 FROM {{db:Identifier}}.ledger FINAL
-WHERE {{account:String}} = '' OR account_id = {{account:String}}
+WHERE ({{account:String}} = '' OR account_id = {{account:String}})
+  AND started_at >= {{lo:DateTime64(6, 'UTC')}}
+  AND started_at < {{hi:DateTime64(6, 'UTC')}}
 ORDER BY account_id, started_at, entry_id
+"""
+_EVER = (datetime(1970, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
+
+# One entry and the adjustments that reference it, each once. Neither id leads the primary
+# key: the bloom filters on entry_id and adjusts_entry_id (0002_ledger.sql) skip the granules.
+_ENTRY_SQL = """
+SELECT {columns}
+FROM {{db:Identifier}}.ledger FINAL
+WHERE entry_id = {{entry_id:String}} OR adjusts_entry_id = {{entry_id:String}}
+ORDER BY started_at, completed_at, entry_id
 """
 
 
@@ -66,6 +87,34 @@ def _aware(value: object) -> object:
     if isinstance(value, datetime) and value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value
+
+
+def _entry(row: Sequence[object]) -> LedgerEntry:
+    """One row of ``COLUMN_NAMES`` back in the contract's shape."""
+    return LedgerEntry.model_validate(
+        {name: _aware(value) for name, value in zip(COLUMN_NAMES, row, strict=True)}
+    )
+
+
+_ROW_COLUMNS = tuple(
+    f"toDecimalString({name}, {MONEY_SCALE})"
+    if name in MONEY_COLUMNS
+    else f"concat(toString({name}), '+00:00')"
+    if name in TIME_COLUMNS
+    else name
+    for name in COLUMN_NAMES
+)
+"""What ``rows`` selects: ``COLUMN_NAMES``, money with all the ledger's fractional digits and
+instants in UTC with their offset, as text (a NULL stays NULL)."""
+
+
+def _parsed(name: str, column: Sequence[Any]) -> Sequence[Any]:
+    """One column of ``_ROW_COLUMNS`` as the contract's values."""
+    if name in TIME_COLUMNS:
+        return [None if text is None else datetime.fromisoformat(text) for text in column]
+    if name in MONEY_COLUMNS:
+        return list(map(Decimal, column))
+    return column
 
 
 def _param_time(value: datetime) -> str:
@@ -92,18 +141,50 @@ class ClickHouseLedgerStore:
         rows = self.client.query(_STORED_SQL, parameters=parameters).result_rows
         return {str(row[0]) for row in rows}
 
-    def entries(self, account_id: str | None = None) -> list[LedgerEntry]:
-        """The stored ledger (of one account), each entry once, back in the contract's shape."""
+    def entries(
+        self,
+        account_id: str | None = None,
+        span: tuple[datetime, datetime] = _EVER,
+    ) -> list[LedgerEntry]:
+        """The stored ledger (of one account; started in ``[span)``), each entry once, back in
+        the contract's shape."""
         sql = _ENTRIES_SQL.format(columns=", ".join(COLUMN_NAMES))
-        result = self.client.query(
-            sql, parameters={"db": self.database, "account": account_id or ""}
-        )
-        return [
-            LedgerEntry.model_validate(
-                {name: _aware(value) for name, value in zip(COLUMN_NAMES, row, strict=True)}
-            )
-            for row in result.result_rows
-        ]
+        parameters = {
+            "db": self.database,
+            "account": account_id or "",
+            "lo": _param_time(span[0]),
+            "hi": _param_time(span[1]),
+        }
+        return [_entry(row) for row in self.client.query(sql, parameters=parameters).result_rows]
+
+    def rows(
+        self, account_id: str, span: tuple[datetime, datetime] = _EVER
+    ) -> list[tuple[Any, ...]]:
+        """``entries`` of one account as tuples of ``COLUMN_NAMES`` with UTC-aware times,
+        without building models: an audit compares 100k of them.
+
+        Read by column, money and instants as text (``_ROW_COLUMNS``) parsed in C: the same
+        values, exponents and ``UTC`` as the driver's own readers, which build each one in
+        Python and cost most of the read."""
+        sql = _ENTRIES_SQL.format(columns=", ".join(_ROW_COLUMNS))
+        parameters = {
+            "db": self.database,
+            "account": account_id,
+            "lo": _param_time(span[0]),
+            "hi": _param_time(span[1]),
+        }
+        columns = self.client.query(sql, parameters=parameters).result_columns
+        if not columns:
+            return []
+        parsed = [_parsed(name, column) for name, column in zip(COLUMN_NAMES, columns, strict=True)]
+        return list(zip(*parsed, strict=True))
+
+    def entry_with_adjustments(self, entry_id: str) -> list[LedgerEntry]:
+        """The entry ``entry_id`` and every adjustment referencing it, each once (empty when
+        ClickHouse does not hold it): what ``metering adjust`` checks before it publishes."""
+        sql = _ENTRY_SQL.format(columns=", ".join(COLUMN_NAMES))
+        result = self.client.query(sql, parameters={"db": self.database, "entry_id": entry_id})
+        return [_entry(row) for row in result.result_rows]
 
     def insert(self, entries: Sequence[LedgerEntry], token: str) -> None:
         self.client.insert(

@@ -16,6 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from metering.errors import ConfigError
+from metering.warehouse.cluster import Cluster
 from metering.warehouse.errors import MigrationFileError, MigrationHistoryError
 
 MIGRATION_FILE_NAME = re.compile(r"^(?P<version>\d{4})_(?P<slug>[a-z0-9]+(?:_[a-z0-9]+)*)\.sql$")
@@ -78,9 +79,17 @@ class MigrationFile:
     sql: str
     checksum: str
 
-    def statements(self, database: str) -> list[str]:
-        """The file's statements with ``{db}`` replaced, in file order."""
-        return [render(statement, database) for statement in split_statements(self.sql)]
+    def statements(self, database: str, cluster: str = "") -> list[str]:
+        """The file's statements with ``{db}`` replaced, in file order.
+
+        With a ``cluster`` name, each statement in its cluster form (``cluster.py``): one file,
+        two forms, the applied checksum the same for both.
+        """
+        statements = split_statements(self.sql)
+        if cluster:
+            form = Cluster(cluster)
+            statements = [rendered for s in statements for rendered in form.statements(s)]
+        return [render(statement, database) for statement in statements]
 
 
 def is_migration_candidate(filename: str) -> bool:

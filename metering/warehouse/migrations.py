@@ -19,11 +19,13 @@ from clickhouse_connect.driver.exceptions import ClickHouseError, OperationalErr
 from metering.errors import ServiceUnavailable
 from metering.settings import REPO_ROOT
 from metering.warehouse.client import error_reason
+from metering.warehouse.cluster import Cluster
 from metering.warehouse.errors import MigrationApplyError, MigrationError, MigrationFileError
 from metering.warehouse.migration_plan import (
     AppliedMigration,
     MigrationFile,
     MigrationPlan,
+    MigrationState,
     parse_files,
     plan,
     validate_database,
@@ -48,6 +50,8 @@ CREATE TABLE IF NOT EXISTS {db}.schema_migrations
 ENGINE = MergeTree
 ORDER BY version
 """
+# The cluster form: one Keeper path for all nodes, so every node reads the whole history and
+# `migrate` may run against any of them (metering/warehouse/cluster.py, Cluster.everywhere).
 _HISTORY_COLUMNS = ("version", "name", "checksum", "applied_at")
 _HISTORY_TYPES = ("UInt32", "String", "String", "DateTime64(3, 'UTC')")
 
@@ -100,11 +104,16 @@ def migrate(
     migrations_dir: Path = DEFAULT_MIGRATIONS_DIR,
     database: str = DEFAULT_DATABASE,
     now: Callable[[], datetime] = _utc_now,
+    cluster: str = "",
 ) -> list[int]:
     """Apply the pending migrations and return their versions (empty when up to date).
 
+    ``cluster`` names the ClickHouse cluster to apply the files' cluster form to (``ON
+    CLUSTER``, replicated and distributed tables: ``cluster.py``); empty = one server.
+
     1. Validate the database name and parse every file (nothing touched if one is bad).
-    2. Create the database and ``schema_migrations`` if absent.
+    2. Refuse a store whose history was created in the other form (single node vs cluster);
+       create the database and ``schema_migrations`` if absent.
     3. Read the history and plan; refuse if an applied file changed or vanished, or a new
        file is numbered below an applied one.
     4. For each pending file in order: run its statements, then record its row. A failed
@@ -115,15 +124,21 @@ def migrate(
     files = read_migrations(migrations_dir)
     with _store_errors():
         # Step 2.
-        client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
-        client.command(_HISTORY_DDL.replace("{db}", db))
+        form = Cluster(cluster) if cluster else None
+        _check_form(client, db, form)
+        if form is None:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+            client.command(_HISTORY_DDL.replace("{db}", db))
+        else:
+            client.command(f"CREATE DATABASE IF NOT EXISTS {db} ON CLUSTER {form.name}")
+            client.command(form.everywhere(_HISTORY_DDL).replace("{db}", db))
         # Step 3.
         current = plan(files, read_applied(client, db))
         current.raise_for_problems()
         # Step 4.
         applied: list[int] = []
         for migration in current.pending:
-            _apply(client, migration, db)
+            _apply(client, migration, db, cluster)
             client.insert(
                 HISTORY_TABLE,
                 [[migration.version, migration.name, migration.checksum, now()]],
@@ -136,8 +151,55 @@ def migrate(
     return applied
 
 
-def _apply(client: Client, migration: MigrationFile, database: str) -> None:
-    statements = migration.statements(database)
+def reapply(
+    client: Client,
+    migrations_dir: Path = DEFAULT_MIGRATIONS_DIR,
+    database: str = DEFAULT_DATABASE,
+    cluster: str = "",
+) -> list[int]:
+    """Run every applied migration's statements again, in order, recording nothing new.
+
+    This recreates objects dropped since they were applied (``metering rebuild --fresh``
+    drops the ledger and its rollups; the history still lists their migrations). Every
+    statement is safe to run twice (sql/README.md, rule 4), so on a complete schema it
+    changes nothing. Refuses, like ``migrate``, when the history disagrees with the files.
+    Returns the versions run.
+    """
+    db = validate_database(database)
+    current = status(client, migrations_dir, db)
+    current.raise_for_problems()
+    applied = [e.file for e in current.entries if e.state is MigrationState.APPLIED and e.file]
+    for migration in applied:
+        _apply(client, migration, db, cluster)
+    return [migration.version for migration in applied]
+
+
+def _check_form(client: Client, database: str, form: Cluster | None) -> None:
+    """Refuse to mix forms: a history made on one server means single-node tables, and the
+    reverse; the files' checksums are the same in both, so the plan alone cannot tell.
+    A store without a history yet takes either form."""
+    engine = client.command(
+        "SELECT engine FROM system.tables WHERE database = {db:String} AND name = {t:String}",
+        parameters={"db": database, "t": HISTORY_TABLE},
+    )
+    if not engine:
+        return
+    replicated = str(engine).startswith("Replicated")
+    if form is not None and not replicated:
+        raise MigrationError(
+            f"{database} was migrated as a single-node store ({HISTORY_TABLE} is {engine}): "
+            f"the cluster form for {form.name} needs a new database (--database) filled by "
+            "`metering rebuild`, or unset METERING_CLICKHOUSE_CLUSTER"
+        )
+    if form is None and replicated:
+        raise MigrationError(
+            f"{database} was migrated in its cluster form ({HISTORY_TABLE} is {engine}): "
+            "set METERING_CLICKHOUSE_CLUSTER to the cluster's name"
+        )
+
+
+def _apply(client: Client, migration: MigrationFile, database: str, cluster: str = "") -> None:
+    statements = migration.statements(database, cluster)
     for number, statement in enumerate(statements, start=1):
         try:
             client.command(statement)

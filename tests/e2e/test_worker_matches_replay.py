@@ -14,6 +14,7 @@ import pytest
 from schemas import topics
 from tests.e2e.conftest import SOURCE_FIELDS, collect, publish
 from tests.factories import at, discount, lifecycle, request, started
+from tests.integration.ledger_pipeline import wait_until
 from tests.unit.billing.conftest import run_scenario
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
@@ -99,5 +100,15 @@ def test_worker_serves_status_usage_and_metrics(
     period = next(w for w in usage["windows"] if w["kind"] == "period")  # the 7d one is over
     assert period["cap"] is None and Decimal(period["consumed"]) > 0
     assert get(worker_port, "/accounts/nobody/usage")[0] == 404
+    # counted once the batch is durable, which is just after its entries are visible
+    counted = b'metering_ledger_entries_total{funding="subscription"} 10.0'
+
+    async def scraped() -> bool:
+        return counted in (await asyncio.to_thread(get, worker_port, "/metrics"))[1]
+
+    asyncio.run(wait_until(scraped, "the 10 ledger entries in /metrics", timeout_s=30))
     code, body = get(worker_port, "/metrics")
-    assert code == 200 and b'metering_ledger_entries_total{funding="subscription"} 10.0' in body
+    assert code == 200 and counted in body
+    # read from Faust's consumer at scrape time: the lag of the partitions this worker owns
+    assert b"metering_consumer_lag_records{" in body
+    assert b"metering_reset_overdue_seconds " in body

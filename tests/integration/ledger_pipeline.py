@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from functools import cache
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import TopicPartition
+from clickhouse_connect.driver.client import Client
 
 from billing.charging import charge_entry_id
 from metering.demo.stack import ledger_sink
@@ -25,6 +29,8 @@ from metering.sink import (
     SinkConfig,
     kafka_consumer,
 )
+from metering.warehouse import migrate
+from schemas import topics
 from schemas.ledger import LedgerEntry
 from tests.factories import adjustment, at, discount, lifecycle, request, started
 from tests.unit.billing.conftest import run_scenario
@@ -167,7 +173,10 @@ class GroupOffsets:
         await self.admin.close()
 
     async def committed(self) -> dict[int, int]:
-        offsets = await self.admin.list_consumer_group_offsets(self.group)
+        try:
+            offsets = await self.admin.list_consumer_group_offsets(self.group)
+        except GroupCoordinatorNotAvailableError:
+            return {}  # a fresh broker creates its offsets topic on the first group: not yet
         return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic}
 
     async def ends(self) -> dict[int, int]:
@@ -182,3 +191,25 @@ class GroupOffsets:
 
 running_sink = ledger_sink
 """The sink in a task of the test process (owner of the test's chDB store)."""
+
+
+@asynccontextmanager
+async def sink_filled_database(bootstrap: str, client: Client, label: str) -> AsyncIterator[str]:
+    """A fresh database whose ledger the sink filled, through Kafka, with the billed scenario
+    (``billed_ledger``); dropped on exit. ``label`` names the database and topic prefix."""
+    name = f"test_{label}_{uuid.uuid4().hex[:12]}"
+    prefix = f"t-{label.replace('_', '-')}-{uuid.uuid4().hex[:8]}-"
+    topic = f"{prefix}{topics.LEDGER}"
+    migrate(client, database=name)
+    try:
+        await create_topic(bootstrap, topic)
+        await publish(bootstrap, topic, entry_records(billed_ledger()))
+        group = SinkConfig.for_prefix(prefix).group_id
+        async with (
+            GroupOffsets(bootstrap, topic, group) as offsets,
+            running_sink(bootstrap, prefix, client, name),
+        ):
+            await wait_until(offsets.caught_up, "the sink to write the scenario")
+        yield name
+    finally:
+        client.command(f"DROP DATABASE IF EXISTS {name} SYNC")

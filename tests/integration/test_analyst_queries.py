@@ -13,26 +13,20 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from metering.sink import ClickHouseLedgerStore, SinkConfig
+from metering.sink import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from metering.warehouse.queries import QUERIES_DIR as QUERIES
 from metering.warehouse.queries import run_query
-from schemas import topics
 from schemas.ledger import LedgerEntry
 from tests.factories import at
 from tests.integration.ledger_pipeline import (
     LEAK,
     LIL,
     ZEN,
-    GroupOffsets,
     billed_ledger,
-    create_topic,
-    entry_records,
-    publish,
-    running_sink,
     scenario,
+    sink_filled_database,
     total,
-    wait_until,
 )
 from tests.unit.billing.conftest import run_scenario
 
@@ -45,22 +39,8 @@ Row = dict[str, Any]
 @pytest.fixture(scope="module")
 async def db(kafka_bootstrap: str, clickhouse_client: Client) -> AsyncIterator[str]:
     """A database whose ledger the sink filled from a topic holding the billed scenario."""
-    name = f"test_queries_{uuid.uuid4().hex[:12]}"
-    prefix = f"t-analyst-queries-{uuid.uuid4().hex[:8]}-"
-    topic = f"{prefix}{topics.LEDGER}"
-    migrate(clickhouse_client, database=name)
-    try:
-        await create_topic(kafka_bootstrap, topic)
-        await publish(kafka_bootstrap, topic, entry_records(billed_ledger()))
-        group = SinkConfig.for_prefix(prefix).group_id
-        async with (
-            GroupOffsets(kafka_bootstrap, topic, group) as offsets,
-            running_sink(kafka_bootstrap, prefix, clickhouse_client, name),
-        ):
-            await wait_until(offsets.caught_up, "the sink to write the scenario")
+    async with sink_filled_database(kafka_bootstrap, clickhouse_client, "queries") as name:
         yield name
-    finally:
-        clickhouse_client.command(f"DROP DATABASE IF EXISTS {name} SYNC")
 
 
 def ts(value: datetime) -> str:

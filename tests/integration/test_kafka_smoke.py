@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+from metering.settings import Settings
+from streams.admin import ensure_topics
+from streams.topology import build
 
 pytestmark = pytest.mark.integration
 
@@ -131,3 +137,38 @@ async def test_a_new_consumer_in_the_group_resumes_from_the_committed_offset(
         # then it gets only the new records, and none are left behind
         assert sorted(r.value for r in got_second if r.value) == sorted(v for _, v in second)
         assert await _nothing_left(consumer)
+
+
+async def test_the_worker_topics_and_changelogs_exist_before_faust_joins(
+    kafka_bootstrap: str, kafka_topic_prefix: str, tmp_path: Path
+) -> None:
+    # given the topics a worker would need on a fresh broker
+    settings = Settings(METERING_HOME=tmp_path, METERING_TOPIC_PREFIX=kafka_topic_prefix)
+    changelogs = build(settings, web_enabled=False).changelogs()
+
+    # when the worker's admin step runs, twice (a second worker starting)
+    created = await ensure_topics(settings, kafka_bootstrap, changelogs=changelogs)
+    again = await ensure_topics(settings, kafka_bootstrap, changelogs=changelogs)
+
+    # then every changelog exists, compacted, before Faust's consumer ever joins the group,
+    # and the second start creates nothing
+    assert set(changelogs) <= set(created) and again == []
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, n, {"cleanup.policy": None})
+                for n in changelogs
+            ]
+        )
+    finally:
+        await admin.close()
+    policies = {
+        resource["resource_name"]: entry["config_value"]
+        for response in responses
+        for resource in response.to_object()["resources"]
+        for entry in resource["config_entries"]
+        if entry["config_names"] == "cleanup.policy"
+    }
+    assert policies == dict.fromkeys(changelogs, "compact")

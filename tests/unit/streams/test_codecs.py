@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import orjson
+
 from billing.source import Source
 from schemas import topics
 from streams.codecs import (
@@ -43,3 +45,20 @@ def test_state_of_a_rich_scenario_round_trips() -> None:
     for timeline in run.engine.discounts.values():
         assert decode_timeline(encode_timeline(timeline)) == timeline
     assert any(s.charge is not None and s.charge.adjusted for s in run.engine.seen.values())
+
+
+def test_window_ids_are_derived_on_read_and_explicit_ids_are_still_read() -> None:
+    # given an account with open windows
+    run = run_scenario([started(), request(start=at(1))])
+    assert run.engine is not None
+    state = run.engine.accounts["acct_1"]
+    body = orjson.loads(encode_account(state))
+
+    # then the stored value omits the ids it can derive, and decodes to the same state
+    assert [w["id"] for w in body["windows"]] == [None] * len(state.windows)
+    assert decode_account(encode_account(state)) == state
+
+    # and a value written with explicit ids (before they were derived) reads the same
+    for raw, window in zip(body["windows"], state.windows, strict=True):
+        raw["id"] = window.window_id
+    assert decode_account(orjson.dumps(body)) == state
