@@ -67,6 +67,8 @@ def split_object(text: str) -> dict[str, tuple[Any, str]]:
             value, index = _DECODER.raw_decode(text, start)
         except json.JSONDecodeError as exc:
             raise MalformedLine(f"invalid JSON ({exc.msg})") from None
+        except RecursionError:  # the C scanner's limit is the interpreter's stack depth
+            raise MalformedLine("invalid JSON (nested too deeply)") from None
         members[name] = (value, text[start:index])
         index = _skip(text, index)
         if text.startswith(",", index):
@@ -78,14 +80,19 @@ def split_object(text: str) -> dict[str, tuple[Any, str]]:
 
 
 def _timestamp(value: Any) -> datetime | None:
+    """The record's Kafka timestamp; anything that is not a real instant is a bad line (a
+    bad export must not stop the replay of the lines after it)."""
     if value is None:
         return None
-    if isinstance(value, int):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if isinstance(value, str):
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        if parsed.tzinfo is not None:
-            return parsed.astimezone(UTC)
+    try:
+        if type(value) is int:  # JSON true is not an instant
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            if parsed.tzinfo is not None:
+                return parsed.astimezone(UTC)
+    except (ValueError, OverflowError, OSError):
+        pass  # out of range, or not ISO 8601: said below
     raise MalformedLine("timestamp must be epoch milliseconds or an RFC 3339 time with offset")
 
 

@@ -8,13 +8,24 @@ and a line it raises on must raise the same.
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from metering.replay.logfile import MalformedLine, _by_members, _written
+from metering.replay.logfile import (
+    BadLine,
+    LogRecord,
+    MalformedLine,
+    _by_members,
+    _written,
+    read_log,
+)
+
+TIMESTAMP = "timestamp must be epoch milliseconds or an RFC 3339 time with offset"
 
 TEXT = st.sampled_from(["gateway.requests", "acct_1", "value", "", "a b", "é"]) | st.text(
     alphabet=st.sampled_from(['"', "\\", "\t", "\x01", "}", "{", ",", ":", " ", "a", "é", "/"]),
@@ -94,3 +105,24 @@ def test_a_boolean_partition_is_a_malformed_line() -> None:
         MalformedLine,
         "'partition' and 'offset' must be integers",
     )
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (  # deeper than both JSON parsers go: orjson refuses it, json's C scanner overflows
+            '{"topic":"gateway.requests","value":' + "[" * 5000 + "]" * 5000 + "}",
+            "invalid JSON (nested too deeply)",
+        ),
+        ('{"topic":"t","timestamp":"yesterday","value":{}}', TIMESTAMP),
+        ('{"topic":"t","timestamp":"2026-13-01T00:00:00Z","value":{}}', TIMESTAMP),
+        ('{"topic":"t","timestamp":"2026-11-01T00:00:00","value":{}}', TIMESTAMP),  # no offset
+        ('{"topic":"t","timestamp":99999999999999999999,"value":{}}', TIMESTAMP),
+        ('{"topic":"t","timestamp":true,"value":{}}', TIMESTAMP),
+    ],
+)
+def test_an_unreadable_line_is_a_bad_line_and_the_next_is_read(line: str, reason: str) -> None:
+    good = '{"topic":"gateway.requests","timestamp":"2026-11-01T00:00:00Z","value":{}}'
+    first, second = read_log(io.BytesIO(f"{line}\n{good}\n".encode()))
+    assert first == BadLine(0, line.encode(), f"log line 1: {reason}")
+    assert isinstance(second, LogRecord) and second.source.offset == 1
