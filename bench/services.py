@@ -29,7 +29,7 @@ from clickhouse_connect.driver.client import Client
 from bench.workload import Record
 from deploy.kafka.config import free_ports
 from deploy.kafka.launcher import LocalKafka
-from metering.demo.stack import ledger_sink, worker_process
+from metering.demo.stack import WORKER_START_TIMEOUT_S, ledger_sink, worker_process
 from metering.settings import Settings, load_settings
 from metering.sink import LedgerSink
 from metering.warehouse import connect, migrate, release
@@ -134,7 +134,7 @@ class Run:
 
 @contextlib.asynccontextmanager
 async def workers(
-    run: Run, count: int, app_id: str = "bench"
+    run: Run, count: int, app_id: str = "bench", start_timeout_s: float = WORKER_START_TIMEOUT_S
 ) -> AsyncIterator[list[subprocess.Popen[bytes]]]:
     """``count`` ``metering worker`` processes of one app (RocksDB tables, the production
     store), started together and each ready (Faust logged "Ready"); SIGTERM on exit.
@@ -147,7 +147,14 @@ async def workers(
         # Each worker its own METERING_HOME: RocksDB locks a table's files to one process.
         env = {**run.env(), "METERING_HOME": str(run.home / f"worker-{n}")}
         return stack.enter_context(
-            worker_process(env, port, log_path, store="rocksdb://", app_id=app_id)
+            worker_process(
+                env,
+                port,
+                log_path,
+                store="rocksdb://",
+                app_id=app_id,
+                start_timeout_s=start_timeout_s,
+            )
         )
 
     try:

@@ -40,11 +40,14 @@ from bench.workload import Workload, account_id
 from billing.catalog import load_catalog
 from billing.engine import Engine
 from billing.source import Source
+from metering.demo.stack import WORKER_START_TIMEOUT_S
 from streams.codecs import account_body
 
 APP_ID = "bench"
 TABLE = "accounts"
 partitioner = DefaultPartitioner()
+MIN_RECOVERY_RATE = 200
+"""Accounts per second below which a recovery is taken as hung (measured: ≈ 2,000)."""
 REBUILT = re.compile(rb"tick schedule rebuilt for (\d+) accounts")
 
 
@@ -126,11 +129,12 @@ class Start:
     rebuilt: int
 
 
-async def start_worker(run: Run) -> Start:
+async def start_worker(run: Run, accounts: int = 0) -> Start:
     """Launch → "Ready" of one worker, its resident memory then, and the accounts whose
-    deadlines it rebuilt."""
+    deadlines it rebuilt. The start-up timeout grows with the ``accounts`` to recover."""
     started = time.monotonic()
-    async with workers(run, 1, APP_ID) as (proc,):
+    timeout = WORKER_START_TIMEOUT_S + accounts / MIN_RECOVERY_RATE
+    async with workers(run, 1, APP_ID, start_timeout_s=timeout) as (proc,):
         seconds = time.monotonic() - started
         rss = rss_bytes(proc.pid)
     log = (run.home / f"worker-{APP_ID}-0.log").read_bytes()
@@ -169,10 +173,10 @@ async def bench(sizes: list[int], partitions: int) -> None:
             await sized.create_topics()
             written = await fill(sized, count, bodies)
             floor = await read_all(sized, count)
-            cold = await start_worker(sized)
+            cold = await start_worker(sized, count)
             if cold.rebuilt != count:
                 raise SystemExit(f"recovered {cold.rebuilt} accounts, wanted {count}")
-            warm = await start_worker(sized)
+            warm = await start_worker(sized, count)
             tables = disk_bytes(sized.home / "worker-0" / "faust") / count
             memory = (cold.rss - idle.rss) / count
             rows.append((count, written / count, f"{tables:,.0f}", floor, cold.seconds,

@@ -47,10 +47,11 @@ from metering.errors import ConsistencyError, ServiceUnavailable
 from metering.replay.kafka_log import read_inputs
 from metering.replay.logfile import LogRecord
 from metering.settings import load_settings
+from metering.topic_reader import read_topic
 from reliability import invariants
 from reliability.bad_input import BadInput
 from reliability.broker import Broker
-from reliability.kafka_state import Progress, caught_up, read_topic
+from reliability.kafka_state import Progress, caught_up
 from reliability.load import Load, Record, build_load
 from reliability.processes import SinkHost, Worker, supervise
 from reliability.scenarios import Chaos, Mode, Scenario

@@ -14,7 +14,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from metering.errors import ServiceUnavailable
-from reliability.kafka_state import read_topic
+from metering.topic_reader import read_topic
 from schemas import topics
 from schemas.dlq import DeadLetter
 

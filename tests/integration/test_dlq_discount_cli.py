@@ -16,7 +16,7 @@ from typer.testing import CliRunner, Result
 from metering.cli import discount, dlq
 from metering.errors import InputError
 from metering.settings import load_settings
-from reliability.kafka_state import read_topic
+from metering.topic_reader import read_topic
 from schemas import topics
 from schemas.discounts import DiscountChange
 from schemas.dlq import DeadLetter
