@@ -41,7 +41,7 @@ from billing.catalog import load_catalog
 from billing.engine import Engine
 from billing.source import Source
 from metering.demo.stack import WORKER_START_TIMEOUT_S
-from streams.codecs import account_body
+from streams.codecs import account_body, deadline_text
 
 APP_ID = "bench"
 TABLE = "accounts"
@@ -52,13 +52,17 @@ REBUILT = re.compile(rb"tick schedule rebuilt for (\d+) accounts")
 
 
 def templates(now: datetime) -> list[dict[str, object]]:
-    """Account bodies of a ZenMux Pro and a Lilac Basic account after a few requests."""
+    """Stored values of a ZenMux Pro and a Lilac Basic account after a few requests: the
+    state and its next deadline (``AccountTable.save``), offsets added by ``value_of``."""
     workload = Workload(2, now)
     accounts: dict[str, object] = {}
     engine = Engine(load_catalog(), accounts=accounts, seen={}, discounts={})  # type: ignore[arg-type]
     for n, (topic, key, value) in enumerate(workload.subscriptions() + workload.requests(6)):
         engine.process(Source(topic, 0, n), value, key.decode())
-    return [account_body(state) for state in accounts.values()]  # type: ignore[arg-type]
+    return [
+        {"state": account_body(state), "next": deadline_text(state)}  # type: ignore[arg-type]
+        for state in accounts.values()
+    ]
 
 
 def value_of(n: int, bodies: list[dict[str, object]]) -> tuple[str, bytes, bytes]:
@@ -66,10 +70,9 @@ def value_of(n: int, bodies: list[dict[str, object]]) -> tuple[str, bytes, bytes
     Faust serializes a ``str`` table key as JSON, a ``bytes`` value raw."""
     account = account_id(n)
     template = bodies[n % 2]
-    text = orjson.dumps(template).replace(str(template["account"]).encode(), account.encode())
-    value = orjson.dumps(
-        {"state": orjson.loads(text), "applied": {"gateway.requests": 10_000_000 + n}}
-    )
+    named = str(template["state"]["account"])  # type: ignore[index]
+    text = orjson.dumps(template).replace(named.encode(), account.encode())
+    value = orjson.dumps({**orjson.loads(text), "applied": {"gateway.requests": 10_000_000 + n}})
     return account, orjson.dumps(account), value
 
 

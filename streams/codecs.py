@@ -99,6 +99,16 @@ def account_body(state: AccountState) -> dict[str, Any]:
     }
 
 
+def deadline_text(state: AccountState) -> str | None:
+    """The account's next reset or term end, stored beside its state: the tick schedule is
+    rebuilt from it after a recovery without decoding a million states."""
+    return _t(state.next_deadline())
+
+
+def deadline_back(text: str | None) -> datetime | None:
+    return _dt(text)
+
+
 def account_from_body(raw: dict[str, Any]) -> AccountState:
     route = raw["route"]
     return AccountState(

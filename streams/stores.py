@@ -12,12 +12,13 @@ disagree after a crash.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import orjson
 
 from billing.account import AccountState
-from streams.codecs import account_body, account_from_body
+from streams.codecs import account_body, account_from_body, deadline_back, deadline_text
 from streams.scope import applying
 
 V = TypeVar("V")
@@ -135,11 +136,25 @@ class AccountTable(StagedTable[AccountState]):
             envelope = self._envelope(key)
             applied = {} if envelope is None else dict(envelope[1])
             applied.update(self._applied.get(key, {}))
+            value = {"state": account_body(state), "applied": applied, "next": deadline_text(state)}
             with applying(self.origins[key]):
-                self.table[key] = orjson.dumps({"state": account_body(state), "applied": applied})
+                self.table[key] = orjson.dumps(value)
             self._read[key] = (state, applied)  # what the table holds now: no decode to reread
         super().discard()
         self._applied.clear()
+
+    def deadlines(self) -> Iterator[tuple[datetime, str]]:
+        """(next deadline, account) of every stored account that has one, read straight
+        from the stored values (nothing is cached). A value saved before deadlines were
+        stored beside the state is decoded to find it."""
+        for key, raw in self.table.items():
+            body = orjson.loads(raw)
+            if "next" in body:
+                deadline = deadline_back(body["next"])
+            else:
+                deadline = account_from_body(body["state"]).next_deadline()
+            if deadline is not None:
+                yield deadline, key
 
     def discard(self) -> None:
         """Forget buffered writes and what was read (the table may change between batches)."""

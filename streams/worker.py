@@ -292,7 +292,6 @@ class BillingWorker:
 
     async def rebuild_deadlines(self) -> None:
         """After a recovery, the timer must know every local account's next deadline."""
-        self.deadlines = []
-        for account_id in list(self.topology.accounts.keys()):
-            self.schedule(account_id)
+        self.deadlines = list(self.accounts.deadlines())
+        heapq.heapify(self.deadlines)
         log.info("tick schedule rebuilt for %d accounts", len(self.deadlines))
