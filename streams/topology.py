@@ -31,6 +31,11 @@ PRODUCER = ProducerSettings(linger_s=0.005, max_batch_size=1 << 20, compression=
 """Up to 1 MiB per partition per request (aiokafka's default is 16 KiB): a worker's batch of
 outputs leaves in a few requests. No compression: on a local network it only costs CPU."""
 
+FETCH_BYTES_PER_PARTITION = 8 << 20
+"""Faust's default is 1 MiB: a recovery then fetches about a thousand account values per
+round trip, and a cold start of 100k accounts took 23 s; with 8 MiB, 13 s (more gave no
+more: docs/BENCHMARKS.md, "State scale"). A live batch stays bounded by ``take_events``."""
+
 
 @dataclass
 class Topology:
@@ -100,6 +105,7 @@ def build(
         producer_max_batch_size=PRODUCER.max_batch_size,
         producer_compression_type=PRODUCER.compression,
         consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=FETCH_BYTES_PER_PARTITION,
         key_serializer="raw",
         value_serializer="raw",
         **security.faust_options(),  # SASL_SSL credentials, when configured
