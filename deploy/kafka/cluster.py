@@ -13,23 +13,20 @@ from __future__ import annotations
 
 import atexit
 import logging
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
-from deploy.kafka import config, jars, process
+from deploy.kafka import config, process
 from deploy.kafka.jvm import Jvm, log_tail, logged_version
+from deploy.kafka.launch import JvmLauncher
 from deploy.kafka.probe import broker_ids, run_sync
 from deploy.kafka.state import BrokerState
 from metering.errors import ServiceUnavailable
 from metering.kafka_security import KafkaSecurity
-from metering.settings import Settings, load_settings
 from streams.admin import replication_for
 
 log = logging.getLogger(__name__)
@@ -104,13 +101,16 @@ def node_properties(
     }
 
 
-class LocalKafkaCluster:
+class LocalKafkaCluster(JvmLauncher):
     """N nodes. ``with LocalKafkaCluster(libs, nodes=3) as cluster: cluster.bootstrap_servers``.
 
     ``work_dir`` holds one ``node-<id>/`` per node; by default a temporary directory, removed
     after a clean stop (kept when start-up failed, so the logs errors name are still there).
     A given directory is never removed, and its data survives a restart of the cluster.
     """
+
+    WORK_PREFIX = "metering-kafka-cluster-"
+    WHAT = "the local Kafka cluster"
 
     def __init__(
         self,
@@ -127,27 +127,15 @@ class LocalKafkaCluster:
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
-        self.libs = libs
+        super().__init__(
+            libs, work_dir=work_dir, java=java, heap=heap, partitions=partitions,
+            startup_timeout_s=startup_timeout_s, stop_timeout_s=stop_timeout_s,
+            die_with_parent=die_with_parent,
+        )  # fmt: skip
         self.size = nodes
-        self.java = java
-        self.heap = heap
-        self.partitions = partitions
-        self.startup_timeout_s = startup_timeout_s
-        self.stop_timeout_s = stop_timeout_s
-        self._die_with_parent = die_with_parent
-        self._given_work_dir = work_dir
-        self._work_dir: Path | None = None
         self._jvm: Jvm | None = None
         self._nodes: list[ClusterNode] = []
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self._version: str | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> LocalKafkaCluster:
-        """A cluster of ``Settings.kafka_version``, fetching its jars first when needed."""
-        settings = settings or load_settings()
-        libs = jars.fetch_jars(settings.home, settings.kafka_version)
-        return cls(libs, **kwargs)  # type: ignore[arg-type]
 
     # -- what a caller reads --------------------------------------------------------------
 
@@ -167,17 +155,6 @@ class LocalKafkaCluster:
     def bootstrap_servers(self) -> str:
         """Every node's ``127.0.0.1:<port>``, comma-separated."""
         return bootstrap_servers(self.nodes)
-
-    @property
-    def version(self) -> str:
-        """The version the first node logged (``Kafka version: …``), else its jar's version."""
-        return self._version or jars.broker_version(self.libs)
-
-    @property
-    def work_dir(self) -> Path:
-        if self._work_dir is None:
-            raise RuntimeError("LocalKafkaCluster is not started")
-        return self._work_dir
 
     def pid(self, node_id: int) -> int | None:
         proc = self._procs.get(node_id)
@@ -202,15 +179,8 @@ class LocalKafkaCluster:
         """
         if self._procs:
             raise RuntimeError("LocalKafkaCluster is already started")
-        # Step 1.
-        java = shutil.which(self.java)
-        if java is None:
-            raise ServiceUnavailable(
-                f"`{self.java}` not found on PATH: install a JDK 17+ to run the local Kafka cluster"
-            )
-        jars.broker_version(self.libs)
-        work = self._prepare_work_dir()
-        self._jvm = Jvm(java, self.libs, self.heap, work / "log4j.properties")
+        self._jvm = self._prepare_jvm()  # Step 1.
+        work = self.work_dir
         started = time.monotonic()
         for attempt in (1, 2):
             # Step 2.
@@ -280,8 +250,7 @@ class LocalKafkaCluster:
         if not self._procs:
             return
         self._stop_all(self.stop_timeout_s)
-        if self._given_work_dir is None and self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
+        self._remove_work_dir()
 
     def detach(self) -> list[BrokerState]:
         """Let every node outlive this process; return what ``down`` needs to find each."""
@@ -307,28 +276,7 @@ class LocalKafkaCluster:
         self._procs = {}
         return states
 
-    def __enter__(self) -> LocalKafkaCluster:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- steps ----------------------------------------------------------------------------
-
-    def _prepare_work_dir(self) -> Path:
-        if self._given_work_dir is not None:
-            work = self._given_work_dir
-            work.mkdir(parents=True, exist_ok=True)
-        else:
-            work = Path(tempfile.mkdtemp(prefix="metering-kafka-cluster-"))
-        self._work_dir = work
-        (work / "log4j.properties").write_text(config.LOG4J_PROPERTIES)
-        return work
 
     def _spawn(self, node: ClusterNode) -> None:
         assert self._jvm is not None

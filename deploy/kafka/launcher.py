@@ -9,27 +9,24 @@ from __future__ import annotations
 
 import atexit
 import logging
-import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
-from types import TracebackType
 
-from deploy.kafka import config, jars, process, security
-from deploy.kafka.jvm import Jvm, log_tail, logged_version
+from deploy.kafka import config, process, security
+from deploy.kafka.jvm import log_tail, logged_version
+from deploy.kafka.launch import JvmLauncher
 from deploy.kafka.probe import broker_answers
 from deploy.kafka.state import BrokerState
 from metering.errors import ServiceUnavailable
 from metering.kafka_security import KafkaSecurity
-from metering.settings import Settings, load_settings
 
 log = logging.getLogger(__name__)
 
 _BIND_FAILED = "Address already in use"
 
 
-class LocalKafka:
+class LocalKafka(JvmLauncher):
     """One broker process. ``with LocalKafka(libs) as kafka: kafka.bootstrap_servers``.
 
     ``work_dir`` holds ``server.properties``, ``log4j.properties``, ``data/`` and ``kafka.log``;
@@ -52,31 +49,19 @@ class LocalKafka:
         sasl_ssl: bool = False,
         ports: config.BrokerPorts | None = None,
     ) -> None:
-        self.libs = libs
-        self.java = java
-        self.heap = heap
-        self.partitions = partitions
-        self.startup_timeout_s = startup_timeout_s
-        self.stop_timeout_s = stop_timeout_s
-        self._die_with_parent = die_with_parent
-        self._given_work_dir = work_dir
-        self._work_dir: Path | None = None
+        super().__init__(
+            libs, work_dir=work_dir, java=java, heap=heap, partitions=partitions,
+            startup_timeout_s=startup_timeout_s, stop_timeout_s=stop_timeout_s,
+            die_with_parent=die_with_parent,
+        )  # fmt: skip
         self._proc: subprocess.Popen[bytes] | None = None
         self._ports: config.BrokerPorts | None = None
         # Fixed ports let a restart (same work_dir) come back at the address clients know.
         self._fixed_ports = ports
-        self._version: str | None = None
         self.sasl_ssl = (
             sasl_ssl  # client listener SASL_SSL/SCRAM-SHA-512 (deploy/kafka/security.py)
         )
         self._material: security.SecurityMaterial | None = None
-
-    @classmethod
-    def from_settings(cls, settings: Settings | None = None, **kwargs: object) -> LocalKafka:
-        """A launcher for ``Settings.kafka_version``, fetching its jars first when needed."""
-        settings = settings or load_settings()
-        libs = jars.fetch_jars(settings.home, settings.kafka_version)
-        return cls(libs, **kwargs)  # type: ignore[arg-type]
 
     # -- what a caller reads --------------------------------------------------------------
 
@@ -90,17 +75,6 @@ class LocalKafka:
     def bootstrap_servers(self) -> str:
         """``127.0.0.1:<port>`` of the running broker."""
         return self.ports.bootstrap_servers
-
-    @property
-    def version(self) -> str:
-        """The version the broker logged (``Kafka version: …``), else its jar's version."""
-        return self._version or jars.broker_version(self.libs)
-
-    @property
-    def work_dir(self) -> Path:
-        if self._work_dir is None:
-            raise RuntimeError("LocalKafka is not started")
-        return self._work_dir
 
     @property
     def log_path(self) -> Path:
@@ -141,15 +115,8 @@ class LocalKafka:
         """
         if self._proc is not None:
             raise RuntimeError("LocalKafka is already started")
-        # Step 1.
-        java = shutil.which(self.java)
-        if java is None:
-            raise ServiceUnavailable(
-                f"`{self.java}` not found on PATH: install a JDK 17+ to run the local Kafka broker"
-            )
-        jars.broker_version(self.libs)
-        work = self._prepare_work_dir()
-        jvm = Jvm(java, self.libs, self.heap, work / "log4j.properties")
+        jvm = self._prepare_jvm()  # Step 1.
+        work = self.work_dir
         if self.sasl_ssl:
             self._material = security.prepare(work)
         for attempt in (1, 2):
@@ -202,8 +169,7 @@ class LocalKafka:
             if not clean:
                 log.warning("kafka: broker ignored SIGTERM for %.0fs, killed", self.stop_timeout_s)
         proc.wait()
-        if self._given_work_dir is None and self._work_dir is not None:
-            shutil.rmtree(self._work_dir, ignore_errors=True)
+        self._remove_work_dir()
 
     def detach(self) -> BrokerState:
         """Let the broker outlive this process; return what ``stop`` needs to find it later."""
@@ -226,28 +192,7 @@ class LocalKafka:
         self._proc = None
         return state
 
-    def __enter__(self) -> LocalKafka:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     # -- steps ----------------------------------------------------------------------------
-
-    def _prepare_work_dir(self) -> Path:
-        if self._given_work_dir is not None:
-            work = self._given_work_dir
-            work.mkdir(parents=True, exist_ok=True)
-        else:
-            work = Path(tempfile.mkdtemp(prefix="metering-kafka-"))
-        self._work_dir = work
-        (work / "log4j.properties").write_text(config.LOG4J_PROPERTIES)
-        return work
 
     def _wait_ready(self) -> None:
         proc = self._proc
