@@ -9,12 +9,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from billing.catalog import load_catalog
 from metering.audit.render import FORMATS, as_csv, as_json, as_tables
 from metering.audit.run import AuditReport, audit, read_kafka, read_log_file
 from metering.audit.span import choose_span
+from metering.cli.progress import progress_bar
 from metering.errors import ConfigError, InputError
 from metering.settings import load_settings
 from metering.sink.writer import ClickHouseLedgerStore
@@ -63,15 +63,7 @@ def audit_command(
         )
     store = ClickHouseLedgerStore(connect(settings.ledger_store_url), database)
     err = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    with progress_bar(err, quiet=quiet) as progress:
         task = progress.add_task("reading the raw log", total=None)
 
         def advance(done: int, total: int) -> None:

@@ -14,9 +14,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TimeRemainingColumn
+from rich.progress import Progress, TaskID
 
 from billing.catalog import load_catalog
+from metering.cli.progress import progress_bar
 from metering.cli.store import MigrationsDir
 from metering.errors import ConfigError
 from metering.rebuild import EntrySource, InputTopics, LedgerTopic, Rebuilt, Tally, rebuild
@@ -63,15 +64,7 @@ def rebuild_command(
             "the worker writes to (e.g. export KAFKA_BOOTSTRAP_SERVERS=$(metering kafka up))"
         )
     console = Console(stderr=True)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet,
-        transient=True,
-    ) as progress:
+    with progress_bar(console, quiet=quiet) as progress:
         task = progress.add_task("opening the source", total=None)
         source: EntrySource
         if from_inputs:

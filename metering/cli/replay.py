@@ -7,10 +7,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn
+from rich.progress import DownloadColumn
 from rich.table import Table
 
 from billing.catalog import load_catalog
+from metering.cli.progress import progress_bar
 from metering.errors import InputError
 from metering.replay.run import ReplaySummary, replay_file
 from metering.settings import load_settings
@@ -37,14 +38,8 @@ def replay(
     loaded = load_catalog(catalog or load_settings().catalog_path)
     console = Console(stderr=True)
     size = input.stat().st_size
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        disable=quiet or size < 1_000_000,
-        transient=True,
+    with progress_bar(
+        console, quiet=quiet or size < 1_000_000, counter=DownloadColumn()
     ) as progress:
         task = progress.add_task("replaying", total=size)
         summary = replay_file(
