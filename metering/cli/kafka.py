@@ -4,17 +4,21 @@
 ``<METERING_HOME>/kafka/run/state.json``, ``down`` stops it, ``status`` reports on it.
 ``up --nodes 3`` starts a KRaft cluster instead (``deploy.kafka.cluster``), one state file
 per node in ``<METERING_HOME>/kafka/cluster/node-<id>/``; ``down`` and ``status`` cover both.
+``copy-topics`` copies the input topics to a new prefix with more partitions (on any broker).
 Errors are ``MeteringError`` and become one line in ``metering.cli.app.main``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import time
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from deploy.kafka import jars, process
 from deploy.kafka.cluster import PLAINTEXT, LocalKafkaCluster
@@ -22,8 +26,10 @@ from deploy.kafka.launcher import LocalKafka
 from deploy.kafka.probe import broker_answers, broker_ids, run_sync
 from deploy.kafka.security import SecurityMaterial
 from deploy.kafka.state import BrokerState, clear_state, read_state, write_state
+from metering.cli.progress import progress_bar
 from metering.errors import ConfigError
 from metering.kafka_security import KafkaSecurity
+from metering.repartition import copy_inputs
 from metering.settings import Settings, load_settings
 
 app = typer.Typer(
@@ -261,3 +267,37 @@ def _cluster_status(settings: Settings, nodes: list[BrokerState]) -> None:
         )
     if len(registered) < total:
         raise SystemExit(EXIT_NOT_ANSWERING)
+
+
+@app.command("copy-topics")
+def copy_topics_command(
+    to_prefix: Annotated[
+        str, typer.Option("--to-prefix", help="Topic prefix of the new deployment.")
+    ],
+    partitions: Annotated[
+        int, typer.Option("--partitions", min=1, help="Partitions of every new topic.")
+    ],
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Copy the input topics (METERING_TOPIC_PREFIX) to new topics with more partitions.
+
+    Creates every topic of TO_PREFIX with PARTITIONS partitions, copies the four input topics
+    (key, value, headers and timestamp of each record, an account's records in order) and
+    checks the counts. Refused when the new input topics already hold records.
+    """
+    settings = load_settings()
+    console = Console(stderr=True)
+    with progress_bar(console, quiet=quiet) as progress:
+        task = progress.add_task("copying the input topics", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        copied = asyncio.run(copy_inputs(settings, to_prefix, partitions, advance))
+    table = Table(title=f"input topics copied, {partitions} partitions each")
+    for column in ("from", "to"):
+        table.add_column(column)
+    table.add_column("records", justify="right")
+    for row in copied:
+        table.add_row(row.source, row.target, f"{row.records:,}")
+    Console().print(table)
