@@ -109,6 +109,29 @@ class KafkaSecurity:
         )
         return {"broker_credentials": credentials}
 
+    def java_properties(self) -> dict[str, str]:
+        """The same login for Kafka's own (Java) admin tools, as ``--command-config``
+        properties: secret, so written only to a file its owner alone can read."""
+        if self.protocol == "PLAINTEXT":
+            return {"security.protocol": "PLAINTEXT"}
+        assert self.password is not None
+
+        def quoted(text: str | None) -> str:
+            return '"' + (text or "").replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        login = "org.apache.kafka.common.security.scram.ScramLoginModule required"
+        secret = self.password.get_secret_value()
+        properties = {
+            "security.protocol": "SASL_SSL",
+            "sasl.mechanism": self.mechanism,
+            "sasl.jaas.config": f"{login} username={quoted(self.username)} "
+            f"password={quoted(secret)};",
+        }
+        if self.cafile is not None:
+            properties["ssl.truststore.type"] = "PEM"
+            properties["ssl.truststore.location"] = str(self.cafile)
+        return properties
+
     def describe(self) -> str:
         """One line for logs and status output (no secret in it)."""
         if self.protocol == "PLAINTEXT":

@@ -64,11 +64,16 @@ class Jvm:
             "kafka.tools.StorageTool", "format", "--ignore-formatted",
             f"--cluster-id={cluster_id}", "-c", str(props), *secret_args,
         ]  # fmt: skip
-        with (
-            _argfile(props.with_name(f".{props.name}.args"), words) as argfile,
-            log_path.open("ab") as out,
-        ):
-            command = [*self.command(words[0])[:-1], f"@{argfile}"]
+        self.run_tool(
+            words, props.with_name(f".{props.name}.args"), log_path, "formatting Kafka storage"
+        )
+
+    def run_tool(self, words: Sequence[str], argfile: Path, log_path: Path, what: str) -> None:
+        """Run ``words`` (a main class and its arguments) to completion, output appended to
+        ``log_path``. The words reach java through a 0600 ``@argfile`` at ``argfile``, deleted
+        after the run: they may hold passwords. ``ServiceUnavailable`` names ``what`` failed."""
+        with _argfile(argfile, words) as path, log_path.open("ab") as out:
+            command = [*self.command(words[0])[:-1], f"@{path}"]
             try:
                 result = subprocess.run(
                     command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
@@ -76,12 +81,10 @@ class Jvm:
                 )  # fmt: skip
             except subprocess.TimeoutExpired:
                 raise ServiceUnavailable(
-                    f"formatting Kafka storage took over {FORMAT_TIMEOUT_S:.0f}s; see {log_path}"
+                    f"{what} took over {FORMAT_TIMEOUT_S:.0f}s; see {log_path}"
                 ) from None
         if result.returncode != 0:
-            raise ServiceUnavailable(
-                f"formatting Kafka storage failed (exit {result.returncode}); see {log_path}"
-            )
+            raise ServiceUnavailable(f"{what} failed (exit {result.returncode}); see {log_path}")
 
     def spawn_broker(
         self, props: Path, log_path: Path, *, die_with_parent: bool

@@ -4,7 +4,8 @@
 ``<METERING_HOME>/kafka/run/state.json``, ``down`` stops it, ``status`` reports on it.
 ``up --nodes 3`` starts a KRaft cluster instead (``deploy.kafka.cluster``), one state file
 per node in ``<METERING_HOME>/kafka/cluster/node-<id>/``; ``down`` and ``status`` cover both.
-``copy-topics`` copies the input topics to a new prefix with more partitions (on any broker).
+``copy-topics`` copies the input topics to a new prefix with more partitions, and
+``rotate-password`` replaces a SCRAM user's password (both on any broker).
 Errors are ``MeteringError`` and become one line in ``metering.cli.app.main``.
 """
 
@@ -24,10 +25,11 @@ from deploy.kafka import jars, process
 from deploy.kafka.cluster import PLAINTEXT, LocalKafkaCluster
 from deploy.kafka.launcher import LocalKafka
 from deploy.kafka.probe import broker_answers, broker_ids, run_sync
+from deploy.kafka.scram import rotate_password
 from deploy.kafka.security import SecurityMaterial
 from deploy.kafka.state import BrokerState, clear_state, read_state, write_state
 from metering.cli.progress import progress_bar
-from metering.errors import ConfigError
+from metering.errors import ConfigError, InputError
 from metering.kafka_security import KafkaSecurity
 from metering.repartition import copy_inputs
 from metering.settings import Settings, load_settings
@@ -301,3 +303,37 @@ def copy_topics_command(
     for row in copied:
         table.add_row(row.source, row.target, f"{row.records:,}")
     Console().print(table)
+
+
+@app.command("rotate-password")
+def rotate_password_command(
+    user: Annotated[str, typer.Option("--user", help="The SCRAM user whose password changes.")],
+    new_password_file: Annotated[
+        Path,
+        typer.Option("--new-password-file", help="A file holding the new password (0600)."),
+    ],
+) -> None:
+    """Replace USER's SCRAM password on the brokers (logging in with the METERING_KAFKA_*
+    settings), as kafka-configs --alter would; neither password appears on a command line.
+
+    Open connections stay authenticated: write the new password to the clients' password
+    file, then restart them one at a time (docs/OPERATIONS.md, "Rotate credentials").
+    """
+    settings = load_settings()
+    bootstrap = settings.kafka_bootstrap_servers
+    if not bootstrap:
+        raise ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set: the brokers to change")
+    try:
+        new_password = new_password_file.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise InputError(f"cannot read {new_password_file}: {exc.strerror or exc}") from None
+    java = shutil.which("java")
+    if java is None:
+        raise ConfigError("`java` not found on PATH: Kafka's admin tool needs a JDK 17+")
+    libs = jars.fetch_jars(settings.home, settings.kafka_version)
+    security = KafkaSecurity.from_settings(settings)
+    log_path = rotate_password(java, libs, bootstrap, security, user, new_password)
+    typer.echo(
+        f"kafka: the {security.mechanism} password of {user} is replaced (log {log_path}); "
+        "new connections need it"
+    )
