@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord
@@ -27,15 +26,9 @@ T0 = 1_795_000_000_000  # Kafka timestamps (ms) the copy must keep
 
 
 @pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, kafka_topic_prefix: str
-) -> Iterator[None]:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
-    monkeypatch.setenv("METERING_TOPIC_PREFIX", kafka_topic_prefix)
+def env(monkeypatch: pytest.MonkeyPatch, cli_env: None) -> None:
+    """The source topics get two partitions (the copy three)."""
     monkeypatch.setenv("METERING_PARTITIONS", "2")
-    monkeypatch.setenv("COLUMNS", "200")  # rich's table width under CliRunner
-    load_settings.cache_clear()
-    yield
     load_settings.cache_clear()
 
 

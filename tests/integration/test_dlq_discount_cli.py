@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -51,18 +50,6 @@ def _letter(topic: str, partition: int, offset: int, key: str, code: str, raw: b
     )
 
 
-@pytest.fixture
-def env(
-    monkeypatch: pytest.MonkeyPatch, kafka_bootstrap: str, kafka_topic_prefix: str
-) -> Iterator[None]:
-    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
-    monkeypatch.setenv("METERING_TOPIC_PREFIX", kafka_topic_prefix)
-    monkeypatch.setenv("COLUMNS", "200")  # rich's table width under CliRunner
-    load_settings.cache_clear()
-    yield
-    load_settings.cache_clear()
-
-
 async def _cli(app: Typer, args: list[str]) -> Result:
     """The command in a thread: it runs its own event loop, as from a shell."""
     runner = CliRunner()
@@ -89,7 +76,7 @@ def _one_line_error(result: Result) -> str:
     return message
 
 
-@pytest.mark.usefixtures("env")
+@pytest.mark.usefixtures("cli_env")
 async def test_dlq_show_lists_the_letters_and_filters_by_code(
     kafka_bootstrap: str, kafka_topic_prefix: str
 ) -> None:
@@ -116,7 +103,7 @@ async def test_dlq_show_lists_the_letters_and_filters_by_code(
     assert "gateway.requests:1:7" in table.stdout and "acct_c" not in table.stdout
 
 
-@pytest.mark.usefixtures("env")
+@pytest.mark.usefixtures("cli_env")
 async def test_dlq_replay_republishes_the_original_bytes_with_the_key(
     kafka_bootstrap: str, kafka_topic_prefix: str
 ) -> None:
@@ -147,7 +134,7 @@ async def test_dlq_replay_republishes_the_original_bytes_with_the_key(
     assert (record.key, record.value) == (b"acct_early", REQUEST)
 
 
-@pytest.mark.usefixtures("env")
+@pytest.mark.usefixtures("cli_env")
 async def test_discount_set_publishes_a_valid_change_keyed_by_model(
     kafka_bootstrap: str, kafka_topic_prefix: str
 ) -> None:

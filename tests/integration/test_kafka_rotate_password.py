@@ -12,14 +12,13 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner, Result
 
-from billing.errors import MeteringError
 from deploy.kafka import security
 from deploy.kafka.launcher import LocalKafka
 from deploy.kafka.probe import broker_answers
 from metering.cli import kafka
 from metering.errors import ConfigError, InputError
 from metering.settings import load_settings
-from tests.fixtures.services import unavailable
+from tests.fixtures.kafka import sasl_ssl_broker
 
 pytestmark = pytest.mark.integration
 
@@ -29,14 +28,8 @@ NEW = "rotated-Password-0123456789"
 @pytest.fixture(scope="module")
 def secure_kafka() -> Iterator[LocalKafka]:
     """A SASL_SSL broker of this module's own: its client user's password is changed here."""
-    try:
-        broker = LocalKafka.from_settings(sasl_ssl=True, startup_timeout_s=120.0).start()
-    except MeteringError as exc:
-        unavailable("SASL_SSL Kafka broker", str(exc))
-    try:
+    with sasl_ssl_broker() as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from aiokafka.errors import KafkaConnectionError
 from clickhouse_connect.driver.client import Client
 from pydantic import SecretStr
 
-from billing.errors import MeteringError
 from deploy.kafka.config import free_ports
 from deploy.kafka.launcher import LocalKafka
 from deploy.kafka.probe import broker_answers
@@ -40,7 +39,7 @@ from metering.warehouse import migrate
 from schemas import topics
 from tests.e2e.conftest import running_worker
 from tests.factories import request, started
-from tests.fixtures.services import unavailable
+from tests.fixtures.kafka import sasl_ssl_broker
 from tests.integration.ledger_pipeline import wait_until
 
 pytestmark = pytest.mark.integration
@@ -51,14 +50,8 @@ REFUSED_WITHIN_S = 30.0
 @pytest.fixture(scope="module")
 def secure_kafka() -> Iterator[LocalKafka]:
     """A broker whose only client listener is SASL_SSL, for this module."""
-    try:
-        broker = LocalKafka.from_settings(sasl_ssl=True, startup_timeout_s=120.0).start()
-    except MeteringError as exc:
-        unavailable("SASL_SSL Kafka broker", str(exc))
-    try:
+    with sasl_ssl_broker() as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 def refusals(broker: LocalKafka) -> list[str]:
