@@ -62,6 +62,11 @@ class WorkerMetrics:
             "Input records the consumer skipped and the worker re-read from the broker",
             registry=self.registry,
         )
+        self.refetched = Counter(
+            "metering_input_partitions_refetched",
+            "Times a stalled input partition was fetched again from its position",
+            registry=self.registry,
+        )
         self.duplicates = Counter(
             "metering_duplicates", "Inputs already applied", registry=self.registry
         )

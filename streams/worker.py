@@ -18,6 +18,13 @@ streams/README.md):
    partition's position, and wait for that too (before Faust can commit the batch).
 5. Schedule the touched accounts' next reset or term end for the tick timer.
 A batch interrupted before step 4 leaves nothing buffered: none of its state is saved.
+
+Step 0 sees a skipped range only when a later record of the partition arrives. Faust can skip
+the *last* records of a partition across a rebalance (the subscriptions published before a
+deployment, say), and nothing may come after them: ``catch_up`` looks every ``STUCK_S`` for a
+partition behind its end that delivered nothing meanwhile and seeks Faust's consumer back to
+the partition's position, so Faust delivers those records again (anything delivered twice is
+dropped by step 0).
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ from __future__ import annotations
 import asyncio
 import heapq
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from faust.types import TP
 
 from billing.catalog.model import Catalog
 from billing.engine import Decoded, Engine, Result
@@ -59,6 +69,8 @@ BATCH_WITHIN_S = 0.005
 """How long a batch waits for more records: the latency batching adds when traffic is light."""
 RETRY_MAX_S = 5.0
 """Longest wait between two attempts at a failed batch (0.1 s, doubling)."""
+STUCK_S = 5.0
+"""A partition behind its end that delivered no record for this long is fetched again."""
 
 
 class BillingWorker:
@@ -85,13 +97,12 @@ class BillingWorker:
             policy=policy,
         )
         self.deadlines: list[tuple[datetime, str]] = []
+        self.clock = time.monotonic
+        self.delivered: dict[tuple[str, int], float] = {}
+        """When each input partition last delivered a record, or was first seen behind."""
         self.metrics = WorkerMetrics()
         self.metrics.watch(  # read at each scrape of /metrics
-            lag=lambda: input_lag(
-                topology.app.consumer,
-                {*topology.inputs.topics, *topology.discounts.topics},
-                self.positions.expected,
-            ),
+            lag=lambda: input_lag(topology.app.consumer, self.consumed, self.positions.expected),
             next_deadline=lambda: self.deadlines[0][0] if self.deadlines else None,
         )
         # Both agents share the engine and its staged stores: one batch at a time, or one
@@ -101,6 +112,7 @@ class BillingWorker:
         app.agent(topology.inputs, name="bill", concurrency=1)(self.bill)
         app.agent(topology.discounts, name="discounts", concurrency=1)(self.discount)
         app.timer(interval=TICK_INTERVAL_S)(self.tick)
+        app.timer(interval=STUCK_S)(self.catch_up)
         topology.accounts.on_recover(self.rebuild_deadlines)
 
     async def bill(self, stream: Any) -> None:
@@ -140,8 +152,10 @@ class BillingWorker:
             self.forget()  # what the timer read between batches may be stale now
             folded: list[tuple[str, str | None, Result]] = []
             deliveries: list[Awaitable[Any]] = []
+            now = self.clock()
             try:
                 for event in events:
+                    self.delivered[event.message.topic, event.message.partition] = now
                     # Each record is applied, and its writes later saved, in its partition.
                     for store in (self.seen, self.discounts, self.accounts, self.positions):
                         store.event = event
@@ -277,6 +291,32 @@ class BillingWorker:
         deadline = self.engine.deadline(account_id)
         if deadline is not None:
             heapq.heappush(self.deadlines, (deadline, account_id))
+
+    @property
+    def consumed(self) -> set[str]:
+        """The input topics whose records the worker applies (and tracks the positions of)."""
+        return {*self.topology.inputs.topics, *self.topology.discounts.topics}
+
+    async def catch_up(self) -> None:
+        """Seek Faust back to the position of each owned partition that is behind its end
+        and delivered nothing for ``STUCK_S`` (module docstring)."""
+        consumer = self.topology.app.consumer
+        async with self.one_at_a_time:
+            now = self.clock()
+            for (topic, partition), behind in input_lag(
+                consumer, self.consumed, self.positions.expected
+            ).items():
+                since = self.delivered.setdefault((topic, partition), now)
+                if not behind or now - since < STUCK_S:
+                    continue
+                start = self.positions.expected(topic, partition) or 0
+                log.warning(
+                    "%s[%d] is %d records behind its end and delivered none for %.0f s: "
+                    "fetching again from offset %d", topic, partition, behind, now - since, start,
+                )  # fmt: skip
+                self.metrics.refetched.inc()
+                await consumer.seek(TP(topic, partition), start)
+                self.delivered[topic, partition] = now  # the next look gives it time
 
     async def tick(self) -> None:
         """Publish a tick for every account whose reset or term end is due by the wall clock."""

@@ -1,0 +1,87 @@
+"""Records Faust skipped at the end of a partition, with no later record to reveal the gap,
+are fetched again: the worker seeks Faust's consumer back to the partition's position once
+the partition has delivered nothing for ``STUCK_S`` while behind its end."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+from faust.types import TP
+
+from schemas import topics
+from streams.worker import STUCK_S, BillingWorker
+from tests.factories import encode, started
+from tests.unit.streams.test_worker_order import FaustConsumer, Message, worker
+
+
+class Consumer(FaustConsumer):
+    """Faust's consumer as the catch-up sees it: its assignment, high watermarks, seeks."""
+
+    def __init__(self, highwaters: dict[TP, int]) -> None:
+        super().__init__()
+        self.highwaters = highwaters
+        self.seeks: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return set(self.highwaters)
+
+    def highwater(self, tp: TP) -> int:
+        return self.highwaters[tp]
+
+    async def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+SUBS0, SUBS1, REQS0 = (
+    TP(topics.SUBSCRIPTIONS, 0),
+    TP(topics.SUBSCRIPTIONS, 1),
+    TP(topics.REQUESTS, 0),
+)
+
+
+def billing_at(highwaters: dict[TP, int], clock: list[float]) -> tuple[BillingWorker, Consumer]:
+    """A worker that applied subscription offset 0 of partition 0 at ``clock[0]``."""
+    billing = worker()
+    consumer = Consumer(highwaters)
+    app: Any = billing.topology.app
+    app.consumer = consumer
+    billing.topology.inputs = SimpleNamespace(topics=(topics.REQUESTS, topics.SUBSCRIPTIONS))
+    billing.topology.discounts = SimpleNamespace(topics=(topics.DISCOUNTS,))
+    billing.clock = lambda: clock[0]
+    asyncio.run(billing.handle([Message(topics.SUBSCRIPTIONS, 0, encode(started()))]))
+    return billing, consumer
+
+
+def test_a_partition_behind_its_end_and_silent_is_fetched_again_from_its_position() -> None:
+    clock = [100.0]
+    # records 1 and 2 of subscriptions[0] were skipped; subscriptions[1] was never delivered
+    billing, consumer = billing_at({SUBS0: 3, SUBS1: 2, REQS0: 0}, clock)
+
+    asyncio.run(billing.catch_up())  # just delivered, and [1] only now seen behind: wait
+    assert consumer.seeks == []
+    clock[0] += STUCK_S
+
+    asyncio.run(billing.catch_up())
+
+    assert sorted(consumer.seeks) == [(SUBS0, 1), (SUBS1, 0)]  # never applied: from the start
+    consumer.seeks.clear()
+    asyncio.run(billing.catch_up())  # the re-fetch is given time before the next look
+    assert consumer.seeks == []
+
+
+def test_a_partition_at_its_end_or_still_delivering_is_left_alone() -> None:
+    clock = [100.0]
+    billing, consumer = billing_at({SUBS0: 1, REQS0: 0}, clock)  # subscriptions[0]: all applied
+    clock[0] += 10 * STUCK_S
+
+    asyncio.run(billing.catch_up())
+
+    assert consumer.seeks == []
+    consumer.highwaters[SUBS0] = 2  # a new record, being delivered right now
+    asyncio.run(billing.handle([Message(topics.SUBSCRIPTIONS, 1, encode(started("acct_2")))]))
+    consumer.highwaters[SUBS0] = 3
+    clock[0] += STUCK_S / 2
+    asyncio.run(billing.catch_up())
+    assert consumer.seeks == []
