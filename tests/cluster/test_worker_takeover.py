@@ -115,9 +115,9 @@ async def test_survivors_take_over_a_stopped_and_a_killed_worker_and_lose_nothin
                     raise proc
             return [Worker(port, proc) for port, proc in zip(ports, entered, strict=True)]
 
-        # given the subscriptions and supply states published (before any worker runs: a
-        # record published while the group rebalances may wait for the next record of its
-        # partition, streams/continuity.py, and supply states have no next record here)
+        # given the subscriptions and supply states published before any worker runs (a
+        # partition's last records skipped across the start-up rebalances are fetched again
+        # by the worker's catch-up, streams/worker.py)
         await create_topics(bootstrap, prefix, form.partitions)
         async with GatewayLoad(bootstrap, prefix, form.load) as load:
             states = await load.publish_setup()
