@@ -71,6 +71,8 @@ RETRY_MAX_S = 5.0
 """Longest wait between two attempts at a failed batch (0.1 s, doubling)."""
 STUCK_S = 5.0
 """A partition behind its end that delivered no record for this long is fetched again."""
+SEEK_TIMEOUT_S = 2.0
+"""Longest wait for Faust's consumer thread to carry out one catch-up seek."""
 
 
 class BillingWorker:
@@ -299,24 +301,36 @@ class BillingWorker:
 
     async def catch_up(self) -> None:
         """Seek Faust back to the position of each owned partition that is behind its end
-        and delivered nothing for ``STUCK_S`` (module docstring)."""
+        and delivered nothing for ``STUCK_S`` (module docstring).
+
+        Not under ``one_at_a_time``: a seek goes through Faust's consumer thread, which during
+        a rebalance waits for the agents to drain, and an agent waiting for that lock would
+        never drain. Each seek is bounded by ``SEEK_TIMEOUT_S``; a failed one is tried again
+        at a later look (the partition may have moved to another worker meanwhile)."""
         consumer = self.topology.app.consumer
-        async with self.one_at_a_time:
-            now = self.clock()
-            for (topic, partition), behind in input_lag(
-                consumer, self.consumed, self.positions.expected
-            ).items():
-                since = self.delivered.setdefault((topic, partition), now)
-                if not behind or now - since < STUCK_S:
-                    continue
-                start = self.positions.expected(topic, partition) or 0
-                log.warning(
-                    "%s[%d] is %d records behind its end and delivered none for %.0f s: "
-                    "fetching again from offset %d", topic, partition, behind, now - since, start,
-                )  # fmt: skip
-                self.metrics.refetched.inc()
-                await consumer.seek(TP(topic, partition), start)
-                self.delivered[topic, partition] = now  # the next look gives it time
+        now = self.clock()
+        try:
+            lag = input_lag(consumer, self.consumed, self.positions.expected)
+        except Exception as exc:  # the assignment moved meanwhile (another thread's)
+            log.warning("catch-up skipped: %s: %s", type(exc).__name__, exc)
+            return
+        for (topic, partition), behind in lag.items():
+            since = self.delivered.setdefault((topic, partition), now)
+            if not behind or now - since < STUCK_S:
+                continue
+            start = self.positions.expected(topic, partition) or 0
+            log.warning(
+                "%s[%d] is %d records behind its end and delivered none for %.0f s: "
+                "fetching again from offset %d", topic, partition, behind, now - since, start,
+            )  # fmt: skip
+            self.delivered[topic, partition] = now  # the next look gives it time
+            try:
+                await asyncio.wait_for(consumer.seek(TP(topic, partition), start), SEEK_TIMEOUT_S)
+            except Exception as exc:  # revoked meanwhile, or the consumer is busy rebalancing
+                log.warning("catch-up of %s[%d] failed: %s: %s", topic, partition,
+                            type(exc).__name__, exc)  # fmt: skip
+                continue
+            self.metrics.refetched.inc()
 
     async def tick(self) -> None:
         """Publish a tick for every account whose reset or term end is due by the wall clock."""

@@ -85,3 +85,39 @@ def test_a_partition_at_its_end_or_still_delivering_is_left_alone() -> None:
     clock[0] += STUCK_S / 2
     asyncio.run(billing.catch_up())
     assert consumer.seeks == []
+
+
+def test_a_partition_revoked_during_the_look_does_not_stop_the_worker() -> None:
+    clock = [100.0]
+    billing, consumer = billing_at({SUBS0: 3}, clock)
+    refused: list[TP] = []
+
+    async def revoked(tp: TP, offset: int) -> None:
+        refused.append(tp)
+        raise AssertionError("Partition is not assigned")  # what aiokafka's seek raises
+
+    consumer.seek = revoked  # type: ignore[method-assign]
+    clock[0] += STUCK_S
+
+    asyncio.run(billing.catch_up())  # logged, not raised: a timer's error would crash Faust
+
+    assert refused == [SUBS0]
+    clock[0] += STUCK_S
+    asyncio.run(billing.catch_up())  # and looked at again later
+    assert refused == [SUBS0, SUBS0]
+
+
+def test_the_look_does_not_wait_for_a_batch_in_progress() -> None:
+    # a seek goes through Faust's consumer thread, which in a rebalance waits for the agent
+    # to drain: a look holding the batch lock while it seeks would deadlock the worker
+    clock = [100.0]
+    billing, consumer = billing_at({SUBS0: 3}, clock)
+    clock[0] += STUCK_S
+
+    async def during_a_batch() -> None:
+        async with billing.one_at_a_time:
+            await asyncio.wait_for(billing.catch_up(), timeout=10)
+
+    asyncio.run(during_a_batch())
+
+    assert consumer.seeks == [(SUBS0, 1)]
