@@ -55,8 +55,9 @@ async def copy_inputs(
     targets = [target_prefix + name for name in topics.INPUT_TOPICS]
     source_parts = await partitions(bootstrap, sources)  # refused if one does not exist
     await _refuse_filled(bootstrap, targets)
-    target = settings.model_copy(update={"topic_prefix": target_prefix})
-    target = target.model_copy(update={"partitions": target_partitions})
+    target = settings.model_copy(
+        update={"topic_prefix": target_prefix, "partitions": target_partitions}
+    )
     await ensure_topics(target, bootstrap)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
