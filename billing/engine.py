@@ -205,12 +205,24 @@ class Engine:
         return outcome.emitted
 
     def _discount(self, change: DiscountChange) -> list[Emitted] | Rejection | Duplicate:
+        timeline = self.discounts.get(change.model, DiscountTimeline())
+        updated = self.discount_update(change, timeline)
+        if not isinstance(updated, DiscountTimeline):
+            return updated
+        self.discounts[change.model] = updated
+        return []
+
+    def discount_update(
+        self, change: DiscountChange, timeline: DiscountTimeline
+    ) -> DiscountTimeline | Rejection | Duplicate:
+        """The model's timeline once ``change`` is applied to ``timeline``; a Rejection or
+        Duplicate when applying it would change nothing. Writes nothing: a shell can ask
+        whether a change it sees on the topic is applied yet (``streams.discount_fence``)."""
         version = self.catalog.at(change.effective_at) or self.catalog.latest
         if change.model not in version.models:
             return Rejection(
                 "unknown_model", f"model {change.model} is not in catalog {version.version}"
             )
-        timeline = self.discounts.get(change.model, DiscountTimeline())
         point = DiscountPoint(change.effective_at, change.supply_state)
         updated = timeline.with_point(point, self.policy.dedup_horizon)
         if updated is None:
@@ -218,10 +230,9 @@ class Engine:
                 "conflict",
                 f"{change.model} already has another supply state effective at {change.effective_at}",
             )
-        if updated is timeline:
+        if updated == timeline:  # already there, or older than the horizon keeps
             return Duplicate(change.model)
-        self.discounts[change.model] = updated
-        return []
+        return updated
 
     def written_keys(self, decoded: Decoded) -> WrittenKeys:
         """The store keys that applying ``decoded`` writes (a shell re-saves them when it finds

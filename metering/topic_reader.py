@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from metering.errors import ServiceUnavailable
-from metering.kafka_security import client_options
+from metering.kafka_security import KafkaSecurity, client_options
 
 READ_TIMEOUT_S = 120.0
 
@@ -33,8 +33,10 @@ async def consumer_client(bootstrap: str) -> AsyncIterator[AIOKafkaConsumer]:
 
 
 @contextlib.asynccontextmanager
-async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
+async def admin_client(
+    bootstrap: str, security: KafkaSecurity | None = None
+) -> AsyncIterator[AIOKafkaAdminClient]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options(security))
     await admin.start()
     try:
         yield admin
@@ -42,9 +44,11 @@ async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
         await admin.close()
 
 
-async def partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
+async def partitions(
+    bootstrap: str, topics: list[str], security: KafkaSecurity | None = None
+) -> list[TopicPartition]:
     """Every partition of the named topics; ``ServiceUnavailable`` if one does not exist."""
-    async with admin_client(bootstrap) as admin:
+    async with admin_client(bootstrap, security) as admin:
         described = await admin.describe_topics(topics)
     found = []
     for topic in described:

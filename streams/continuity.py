@@ -145,39 +145,52 @@ class RangeReader:
         self.security = security or KafkaSecurity()  # the worker passes its topology's
 
     async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
-        tp = TopicPartition(topic, partition)
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",  # records deleted by retention are gone: go on
-            **self.security.aiokafka_options(),
-        )
+        consumer = group_less_consumer(self.bootstrap_servers, self.security)
         await consumer.start()
         try:
-            consumer.assign([tp])
-            consumer.seek(tp, start)
-            found: list[InputRecord] = []
-            deadline = time.monotonic() + READ_TIMEOUT_S
-            while await consumer.position(tp) < stop:
-                if time.monotonic() > deadline:
-                    raise ServiceUnavailable(
-                        f"re-reading offsets {start}-{stop - 1} of {topic}[{partition}] "
-                        f"took over {READ_TIMEOUT_S:.0f}s"
-                    )
-                batch = await consumer.getmany(tp, timeout_ms=500, max_records=stop - start)
-                found += [
-                    InputRecord(
-                        topic=r.topic,
-                        partition=r.partition,
-                        offset=r.offset,
-                        timestamp=None if r.timestamp is None else r.timestamp / 1000,
-                        key=r.key,
-                        value=r.value,
-                    )
-                    for r in batch.get(tp, [])
-                    if r.offset < stop
-                ]
-            return found
+            return await read_range(consumer, topic, partition, start, stop)
         finally:
             await consumer.stop()
+
+
+def group_less_consumer(bootstrap_servers: str, security: KafkaSecurity) -> AIOKafkaConsumer:
+    """A consumer that reads what it is told to (no group, no commits)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",  # records deleted by retention are gone: go on
+        **security.aiokafka_options(),
+    )
+
+
+async def read_range(
+    consumer: AIOKafkaConsumer, topic: str, partition: int, start: int, stop: int
+) -> list[InputRecord]:
+    """Records ``start <= offset < stop`` of one partition, with a started group-less
+    consumer (which it assigns to that partition alone)."""
+    tp = TopicPartition(topic, partition)
+    consumer.assign([tp])
+    consumer.seek(tp, start)
+    found: list[InputRecord] = []
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    while await consumer.position(tp) < stop:
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable(
+                f"reading offsets {start}-{stop - 1} of {topic}[{partition}] "
+                f"took over {READ_TIMEOUT_S:.0f}s"
+            )
+        batch = await consumer.getmany(tp, timeout_ms=500, max_records=stop - start)
+        found += [
+            InputRecord(
+                topic=r.topic,
+                partition=r.partition,
+                offset=r.offset,
+                timestamp=None if r.timestamp is None else r.timestamp / 1000,
+                key=r.key,
+                value=r.value,
+            )
+            for r in batch.get(tp, [])
+            if r.offset < stop
+        ]
+    return found

@@ -67,6 +67,17 @@ class WorkerMetrics:
             "Times a stalled input partition was fetched again from its position",
             registry=self.registry,
         )
+        self.discount_wait = Histogram(
+            "metering_discount_fence_wait_seconds",
+            "Seconds a batch of requests waited for discount changes published before it",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+            registry=self.registry,
+        )
+        self.discount_gave_up = Counter(
+            "metering_discount_fence_gave_up",
+            "Discount changes requests stopped waiting for (charged without them)",
+            registry=self.registry,
+        )
         self.duplicates = Counter(
             "metering_duplicates", "Inputs already applied", registry=self.registry
         )

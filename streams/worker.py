@@ -40,20 +40,25 @@ from typing import Any
 from faust.types import TP
 
 from billing.catalog.model import Catalog
+from billing.discounts import DiscountTimeline
 from billing.engine import Decoded, Engine, Result
 from billing.outputs import Emitted
 from billing.policy import Policy
 from billing.source import Source
+from schemas import topics
+from schemas.discounts import DiscountChange
 from schemas.ticks import Tick
 from streams.codecs import decode_seen, decode_timeline, encode_seen, encode_timeline
 from streams.continuity import (
     InputEvent,
     InputMessage,
+    InputRecord,
     Positions,
     RangeReader,
     Reader,
     release_skipped,
 )
+from streams.discount_fence import DiscountFence, Feed, TopicFeed
 from streams.metrics import WorkerMetrics, input_lag
 from streams.scope import applying
 from streams.stores import AccountTable, StagedTable
@@ -84,6 +89,7 @@ class BillingWorker:
         catalog: Catalog,
         policy: Policy | None = None,
         reader: Reader | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.topology = topology
         self.positions = Positions(topology.positions)
@@ -110,7 +116,18 @@ class BillingWorker:
         # Both agents share the engine and its staged stores: one batch at a time, or one
         # agent's save or discard would take the other's buffered writes with it.
         self.one_at_a_time = asyncio.Lock()
+        self.requests_topic = topology.prefix + topics.REQUESTS
+        self.feed = feed or TopicFeed(
+            topology.prefix + topics.DISCOUNTS, topology.bootstrap_servers, topology.security
+        )
+        self.fence = DiscountFence(
+            self.feed,
+            self.unapplied,
+            on_wait=self.metrics.discount_wait.observe,
+            on_give_up=self.metrics.discount_gave_up.inc,
+        )
         app = topology.app
+        app.on_before_shutdown.connect(self.close_feed)
         app.agent(topology.inputs, name="bill", concurrency=1)(self.bill)
         app.agent(topology.discounts, name="discounts", concurrency=1)(self.discount)
         app.timer(interval=TICK_INTERVAL_S)(self.tick)
@@ -119,13 +136,14 @@ class BillingWorker:
 
     async def bill(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            await self.handle_until_done(events)
+            fenced = any(event.message.topic == self.requests_topic for event in events)
+            await self.handle_until_done(events, fenced=fenced)
 
     async def discount(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             await self.handle_until_done(events)
 
-    async def handle_until_done(self, events: Sequence[InputEvent]) -> None:
+    async def handle_until_done(self, events: Sequence[InputEvent], fenced: bool = False) -> None:
         """``handle`` the batch, retrying it (with backoff) until it succeeds.
 
         Faust's ``take_events`` acknowledges a batch's input offsets when the agent's body
@@ -133,10 +151,14 @@ class BillingWorker:
         restart would be committed unapplied. A failed attempt leaves nothing buffered, so a
         retry re-applies the batch to unchanged state (identical outputs). A billing worker
         stalls, logging, rather than skip input (cf. ``continuity.READ_TIMEOUT_S``).
+        A ``fenced`` batch (it holds requests) first waits for the discount changes published
+        before it (``streams.discount_fence``), outside the lock the ``discounts`` agent needs.
         """
         failures = 0
         while True:
             try:
+                if fenced:
+                    await self.fence.cross()
                 await self.handle(events)
                 return
             except Exception:
@@ -257,6 +279,21 @@ class BillingWorker:
                 self.seen[key] = self.seen[key]
         if keys.discount is not None and keys.discount in self.discounts:
             self.discounts[keys.discount] = self.discounts[keys.discount]
+
+    def unapplied(self, record: InputRecord) -> bool:
+        """Whether the discount change in ``record`` is yet to reach this worker's table."""
+        source = Source(topics.DISCOUNTS, record.partition, record.offset)
+        decoded = self.engine.decode(source, record.value or b"")
+        if not isinstance(decoded, Decoded) or not isinstance(decoded.record, DiscountChange):
+            return False  # refused: dead-lettered by the agent, never in the table
+        change = decoded.record
+        raw = self.topology.discount_table.get(change.model)
+        timeline = DiscountTimeline() if raw is None else decode_timeline(raw)
+        return isinstance(self.engine.discount_update(change, timeline), DiscountTimeline)
+
+    async def close_feed(self, app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Faust's ``on_before_shutdown`` receiver: stop the fence's consumer."""
+        await self.feed.stop()
 
     def forget(self) -> None:
         """Drop buffered writes and cached reads of every store."""

@@ -85,10 +85,16 @@ class FaustConsumer:
         self.gaps.append((tp, offset_from, offset_to))
 
 
+class Signal:
+    def connect(self, receiver: Any) -> None:
+        pass
+
+
 class FakeApp:
     def __init__(self, outputs: dict[str, RecordingTopic]) -> None:
         self.producer = RecordingProducer(outputs)
         self.consumer = FaustConsumer()
+        self.on_before_shutdown = Signal()
 
     def agent(self, *args: Any, **kwargs: Any) -> Any:
         return lambda fn: fn
@@ -112,6 +118,13 @@ class Message:
         return self
 
 
+def as_record(message: Message) -> InputRecord:
+    """``message`` as a read from the broker returns it."""
+    return InputRecord(
+        message.topic, message.partition, message.offset, None, message.key, message.value
+    )
+
+
 class LogReader:
     """The partition as the broker holds it: what a re-read returns."""
 
@@ -120,10 +133,7 @@ class LogReader:
         self.reads: list[tuple[str, int, int, int]] = []
 
     def append(self, message: Message) -> Message:
-        self.log.append(
-            InputRecord(message.topic, message.partition, message.offset, None, message.key,
-                        message.value)
-        )  # fmt: skip
+        self.log.append(as_record(message))
         return message
 
     async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
@@ -134,7 +144,29 @@ class LogReader:
         ]  # fmt: skip
 
 
-def worker(reader: LogReader | None = None) -> BillingWorker:
+class DiscountFeed:
+    """``catalog.discounts`` as the broker holds it: what the discount fence reads."""
+
+    def __init__(self) -> None:
+        self.log: list[InputRecord] = []
+        self.read_once = asyncio.Event()
+
+    def append(self, message: Message) -> Message:
+        self.log.append(as_record(message))
+        return message
+
+    async def end_offsets(self) -> dict[int, int]:
+        return {0: len(self.log)}
+
+    async def read(self, partition: int, start: int, stop: int) -> list[InputRecord]:
+        self.read_once.set()
+        return self.log[start:stop]
+
+    async def stop(self) -> None:
+        pass
+
+
+def worker(reader: LogReader | None = None, feed: DiscountFeed | None = None) -> BillingWorker:
     outputs = {name: RecordingTopic(name) for name in topics.OUTPUT_TOPICS}
     topology = Topology(
         app=FakeApp(outputs),  # type: ignore[arg-type]
@@ -149,7 +181,9 @@ def worker(reader: LogReader | None = None) -> BillingWorker:
         prefix="",
         bootstrap_servers="unused:9092",
     )
-    return BillingWorker(topology, load_catalog(), reader=reader or LogReader())
+    return BillingWorker(
+        topology, load_catalog(), reader=reader or LogReader(), feed=feed or DiscountFeed()
+    )
 
 
 def test_outputs_are_acknowledged_before_state_is_saved() -> None:
