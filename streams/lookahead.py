@@ -9,8 +9,7 @@ requests dead-lettered as unknown accounts in ``tests/e2e/test_lifecycle_order.p
 So before the worker folds a record of ``gateway.requests``, ``accounts.subscriptions`` or
 ``accounts.adjustments``, ``Lookahead.due`` returns the records of the *other* two topics'
 same partition that are not applied yet and were published before it: Kafka timestamp
-earlier, or equal and the topic first in ``topics.SAME_INSTANT_ORDER`` (lifecycle, then
-requests, then corrections: the order the replay of the topics merges them in).
+earlier, or equal and the topic listed first (lifecycle, then corrections, then requests).
 Each topic keeps its own order and the three are merged by timestamp — the rule Kafka
 Streams uses to pick among a task's partitions. They are read straight from the broker (the
 worker owns those partitions too) and applied first; when Faust delivers them later, the

@@ -101,8 +101,9 @@ class BillingWorker:
         """Reads under the batch lock: re-reads of skipped records, lifecycle read ahead."""
         self.lookahead = Lookahead(
             self.reader,
-            tuple(topology.prefix + t for t in topics.SAME_INSTANT_ORDER if t != topics.DISCOUNTS),
-        )
+            tuple(topology.prefix + t for t in (topics.SUBSCRIPTIONS, topics.ADJUSTMENTS,
+                                                 topics.REQUESTS)),
+        )  # fmt: skip
         self.accounts = AccountTable(topology.accounts)
         self.seen = StagedTable(topology.seen, encode_seen, decode_seen)
         self.discounts = StagedTable(topology.discount_table, encode_timeline, decode_timeline)
