@@ -27,11 +27,6 @@ from itertools import takewhile
 
 from streams.continuity import InputRecord, Reader
 
-READ_MAX = 50_000
-"""Most records of one partition held read ahead. Faust delivers every partition's records
-without long delays, so what is due before a record is far less; were it more, the rest is
-applied in Faust's order, and the memory stays bounded."""
-
 Expected = Callable[[str, int], int | None]
 """The next offset to apply of a (topic, partition); None when none was ever applied."""
 
@@ -86,7 +81,7 @@ class Lookahead:
         if kept and kept[0].offset != start:  # the position moved back (a rebalance)
             kept.clear()
         have = kept[-1].offset + 1 if kept else start
-        end = min(self.ends.get((topic, partition), 0), have + READ_MAX - len(kept))
+        end = self.ends.get((topic, partition), 0)
         if end > have:
             kept.extend(await self.reader.read(topic, partition, have, end))
         return kept

@@ -6,10 +6,7 @@ streams/README.md):
 0. Continuity, per record: a record at or below its partition's position (stored, or
    reached earlier in this batch) was applied before: drop it; a record beyond
    ``position + 1`` means the consumer skipped records: re-read them from the broker and
-   apply them first (``streams.continuity``). Then the records of the other input topics'
-   same partition published before it are applied first (``streams.lookahead``). A batch
-   holding requests first waits, outside the lock, for the discount changes published
-   before it (``streams.discount_fence``).
+   apply them first (``streams.continuity``).
 1. Decode; a record already applied to its account (its offset is at or below the one stored
    with the account, or applied earlier in this batch) was fully processed before: skip it,
    but save its writes again (``save_again``: a crash can leave them in the local store only).
@@ -116,8 +113,6 @@ class BillingWorker:
         )
         self.deadlines: list[tuple[datetime, str]] = []
         self.clock = time.monotonic
-        self.handed: dict[tuple[str, int], int] = {}
-        """The offset of the last record Faust handed over, per input partition."""
         self.delivered: dict[tuple[str, int], float] = {}
         """When each input partition last delivered a record, or was first seen behind."""
         self.metrics = WorkerMetrics()
@@ -229,12 +224,8 @@ class BillingWorker:
         """Step 0: what to apply for ``message``, in order: nothing if its partition is past
         it; the records the consumer skipped before it, then itself; or just itself."""
         topic, partition = message.topic, message.partition
-        previous = self.handed.get((topic, partition))
-        self.handed[topic, partition] = message.offset
         expected = self.positions.expected(topic, partition)
         if expected is not None and message.offset < expected:
-            if previous is not None and previous + 1 < message.offset:
-                await self.passed_over(topic, partition, previous + 1, message.offset - 1)
             return []
         if expected is not None:  # every record before this one is (or will now be) applied
             await release_skipped(self.topology.app.consumer, topic, partition, message.offset)
@@ -247,14 +238,6 @@ class BillingWorker:
             )  # fmt: skip
             return [*missing, message]
         return [message]
-
-    async def passed_over(self, topic: str, partition: int, first: int, last: int) -> None:
-        """Faust went past offsets ``first``-``last``, which this worker applied ahead of it
-        (``streams.lookahead``, or a re-read): declare them a gap, or Faust, which commits
-        only up to the first offset it did not acknowledge, never commits that partition
-        again (the broker-restart fault test stalled so)."""
-        consumer: Any = self.topology.app.consumer  # Faust's own remedy, cf. release_skipped
-        await consumer._add_gap(TP(topic, partition), first, last)
 
     def is_request(self, message: InputMessage) -> bool:
         return message.topic == self.requests_topic
@@ -392,10 +375,7 @@ class BillingWorker:
             return
         for (topic, partition), behind in lag.items():
             since = self.delivered.setdefault((topic, partition), now)
-            if now - since < STUCK_S:
-                continue
-            if not behind:
-                await self.release_applied_tail(topic, partition)
+            if not behind or now - since < STUCK_S:
                 continue
             start = self.positions.expected(topic, partition) or 0
             log.warning(
@@ -410,15 +390,6 @@ class BillingWorker:
                             type(exc).__name__, exc)  # fmt: skip
                 continue
             self.metrics.refetched.inc()
-
-    async def release_applied_tail(self, topic: str, partition: int) -> None:
-        """A quiet partition applied to its end whose last records Faust never handed over
-        (applied ahead of it): let Faust commit them."""
-        handed = self.handed.get((topic, partition))
-        expected = self.positions.expected(topic, partition)
-        if handed is not None and expected is not None and handed + 1 < expected:
-            await self.passed_over(topic, partition, handed + 1, expected - 1)
-            self.handed[topic, partition] = expected - 1
 
     async def tick(self) -> None:
         """Publish a tick for every account whose reset or term end is due by the wall clock."""

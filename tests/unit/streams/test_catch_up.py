@@ -121,21 +121,3 @@ def test_the_look_does_not_wait_for_a_batch_in_progress() -> None:
     asyncio.run(during_a_batch())
 
     assert consumer.seeks == [(SUBS0, 1)]
-
-
-def test_records_applied_ahead_of_faust_are_released_for_its_commit() -> None:
-    # given subscriptions[0] applied to offset 4, of which Faust handed over only offset 0
-    # (the rest was applied ahead of it: streams.lookahead)
-    clock = [100.0]
-    billing, consumer = billing_at({SUBS0: 5, REQS0: 0}, clock)
-    billing.positions.complete(topics.SUBSCRIPTIONS, 0, 4)
-    billing.positions.save()
-
-    # when Faust then hands over offset 3 (it went past 1 and 2), and later nothing
-    asyncio.run(billing.handle([Message(topics.SUBSCRIPTIONS, 3, encode(started()))]))
-    clock[0] += STUCK_S
-    asyncio.run(billing.catch_up())
-
-    # then the offsets it went past, and the tail it never handed over, are gaps it may
-    # commit over (it commits only up to the first offset it did not acknowledge)
-    assert consumer.gaps == [(SUBS0, 1, 2), (SUBS0, 4, 4)] and consumer.seeks == []

@@ -7,11 +7,7 @@ import asyncio
 import json
 from typing import Any
 
-import pytest
-
 from schemas import topics
-from streams import lookahead
-from streams.lookahead import Lookahead
 from streams.worker import BillingWorker
 from tests.factories import at, encode, lifecycle, request, started
 from tests.unit.streams.test_worker_order import LogReader, Message, worker
@@ -94,19 +90,3 @@ def test_a_lifecycle_record_delivered_first_waits_for_the_requests_published_bef
     assert [(e["request_id"], e["plan"]) for e in ledger] == [("img", "pro"), ("b", "pro")]
     assert ledger[1]["funding"] != "subscription"
     assert billing.positions.expected(topics.REQUESTS, 0) == 2
-
-
-def test_what_is_read_ahead_of_a_partition_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lookahead, "READ_MAX", 2)
-    broker = LogReader()
-    for offset in range(5):
-        broker.append(stamped(topics.REQUESTS, offset, request(request_id=f"r{offset}"), offset))
-    ahead = Lookahead(broker, (topics.SUBSCRIPTIONS, topics.REQUESTS))
-
-    async def due_before_a_late_start() -> list[int]:
-        await ahead.refresh([0])
-        due = await ahead.due(topics.SUBSCRIPTIONS, 0, 1_800_000_100, lambda t, p: None)
-        return [record.offset for record in due]
-
-    assert asyncio.run(due_before_a_late_start()) == [0, 1]
-    assert broker.reads == [(topics.REQUESTS, 0, 0, 2)]
