@@ -9,7 +9,7 @@ topics, which our inputs are not). The worker does not rely on Faust for this:
 - ``Positions`` keeps, per input topic-partition, the offset of the last record whose
   processing completed, in a table (so it moves with the partition on a rebalance and
   survives a restart, whatever Faust committed).
-- A record beyond ``position + 1`` means records were skipped: ``BrokerReader`` reads the
+- A record beyond ``position + 1`` means records were skipped: ``RangeReader`` reads the
   missing range straight from the broker and the worker applies it first, in order.
 - A record at or below ``position`` was applied before: it is dropped.
 """
@@ -24,7 +24,6 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from metering.errors import ServiceUnavailable
 from metering.kafka_security import KafkaSecurity
-from metering.topic_reader import partitions as topic_partitions
 from streams.scope import applying
 
 READ_TIMEOUT_S = 60.0
@@ -57,7 +56,7 @@ class InputMessage(Protocol):
 
 @dataclass(frozen=True)
 class InputRecord:
-    """A record read by ``BrokerReader``; ``timestamp`` in seconds, as Faust gives it."""
+    """A record read by ``RangeReader``; ``timestamp`` in seconds, as Faust gives it."""
 
     topic: str
     partition: int
@@ -133,52 +132,24 @@ async def release_skipped(consumer: Any, topic: str, partition: int, offset: int
 
 
 class Reader(Protocol):
-    """What the worker reads straight from the broker, beside Faust's consumer."""
-
     async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
         """Records ``start <= offset < stop`` of one partition, in order."""
         ...
 
-    async def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        """The offset the next record of each (topic, partition) will get."""
-        ...
 
-    async def partitions(self, topic: str) -> list[int]: ...
-
-    async def stop(self) -> None: ...
-
-
-class BrokerReader:
-    """Reads ranges and end offsets with a long-lived consumer of its own (no group, no
-    commits), started on first use. One caller at a time: a read assigns the consumer."""
+class RangeReader:
+    """Reads a range of one partition with a consumer of its own (no group, no commits)."""
 
     def __init__(self, bootstrap_servers: str, security: KafkaSecurity | None = None) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.security = security or KafkaSecurity()  # the worker passes its topology's
-        self.consumer: AIOKafkaConsumer | None = None
 
     async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
-        return await read_range(await self.started(), topic, partition, start, stop)
-
-    async def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        consumer = await self.started()
-        ends = await consumer.end_offsets([TopicPartition(t, p) for t, p in partitions])
-        return {(tp.topic, tp.partition): end for tp, end in ends.items()}
-
-    async def partitions(self, topic: str) -> list[int]:
-        found = await topic_partitions(self.bootstrap_servers, [topic], self.security)
-        return [tp.partition for tp in found]
-
-    async def started(self) -> AIOKafkaConsumer:
-        if self.consumer is None:
-            consumer = group_less_consumer(self.bootstrap_servers, self.security)
-            await consumer.start()
-            self.consumer = consumer
-        return self.consumer
-
-    async def stop(self) -> None:
-        if self.consumer is not None:
-            consumer, self.consumer = self.consumer, None
+        consumer = group_less_consumer(self.bootstrap_servers, self.security)
+        await consumer.start()
+        try:
+            return await read_range(consumer, topic, partition, start, stop)
+        finally:
             await consumer.stop()
 
 

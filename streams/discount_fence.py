@@ -8,8 +8,8 @@ once charged 0.25× for requests published after a change to 0.50×, where the o
 the same log charged 0.50×.
 
 Before the worker folds a batch that holds requests, ``DiscountFence.cross`` asks the broker for
-the end of ``catalog.discounts``, reads the records it has not checked yet (with a
-``BrokerReader`` of its own: it runs outside the batch lock) and waits until the worker's discount table holds each of them. So every
+the end of ``catalog.discounts``, reads the records it has not checked yet (with a group-less
+consumer of its own) and waits until the worker's discount table holds each of them. So every
 change the broker acknowledged before a request was read governs that request as in the
 replay. A change the engine would refuse (bad record, unknown model, conflict) is not waited
 for. One that has not arrived after ``WAIT_S`` (its partition's worker is gone and not yet
@@ -23,8 +23,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from typing import Protocol
 
-from streams.continuity import InputRecord, Reader
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from metering.kafka_security import KafkaSecurity
+from metering.topic_reader import partitions
+from streams.continuity import InputRecord, group_less_consumer, read_range
 
 log = logging.getLogger(__name__)
 
@@ -34,14 +39,57 @@ POLL_S = 0.002
 """How often the table is looked at while waiting."""
 
 
+class Feed(Protocol):
+    """One topic as the fence reads it."""
+
+    async def end_offsets(self) -> dict[int, int]: ...
+
+    async def read(self, partition: int, start: int, stop: int) -> list[InputRecord]: ...
+
+    async def stop(self) -> None: ...
+
+
+class TopicFeed:
+    """A topic read with one long-lived group-less consumer (started on first use): the fence
+    asks for the end offsets before every batch of requests."""
+
+    def __init__(self, topic: str, bootstrap_servers: str, security: KafkaSecurity) -> None:
+        self.topic = topic
+        self.bootstrap_servers = bootstrap_servers
+        self.security = security
+        self.consumer: AIOKafkaConsumer | None = None
+        self.partitions: list[TopicPartition] = []
+
+    async def end_offsets(self) -> dict[int, int]:
+        consumer = await self.started()
+        if not self.partitions:
+            self.partitions = await partitions(self.bootstrap_servers, [self.topic], self.security)
+        ends = await consumer.end_offsets(self.partitions)
+        return {tp.partition: end for tp, end in ends.items()}
+
+    async def read(self, partition: int, start: int, stop: int) -> list[InputRecord]:
+        return await read_range(await self.started(), self.topic, partition, start, stop)
+
+    async def started(self) -> AIOKafkaConsumer:
+        if self.consumer is None:
+            consumer = group_less_consumer(self.bootstrap_servers, self.security)
+            await consumer.start()
+            self.consumer = consumer
+        return self.consumer
+
+    async def stop(self) -> None:
+        if self.consumer is not None:
+            consumer, self.consumer = self.consumer, None
+            await consumer.stop()
+
+
 class DiscountFence:
     """``unapplied(record)``: whether the change in a discount record is yet to reach the
     worker's table (False for one the engine would refuse or finds there already)."""
 
     def __init__(
         self,
-        reader: Reader,
-        topic: str,
+        feed: Feed,
         unapplied: Callable[[InputRecord], bool],
         *,
         on_wait: Callable[[float], None] = lambda seconds: None,
@@ -49,9 +97,7 @@ class DiscountFence:
         wait_s: float = WAIT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.reader = reader
-        self.topic = topic
-        self.partitions: list[int] = []
+        self.feed = feed
         self.unapplied = unapplied
         self.on_wait = on_wait
         self.on_give_up = on_give_up
@@ -63,13 +109,10 @@ class DiscountFence:
 
     async def cross(self) -> None:
         """Return once every discount change on the broker now is in the worker's table."""
-        if not self.partitions:
-            self.partitions = await self.reader.partitions(self.topic)
-        ends = await self.reader.end_offsets([(self.topic, p) for p in self.partitions])
-        for (_, partition), end in sorted(ends.items()):
+        for partition, end in sorted((await self.feed.end_offsets()).items()):
             start = self.checked.get(partition, 0)
             if end > start:
-                self.waiting += await self.reader.read(self.topic, partition, start, end)
+                self.waiting += await self.feed.read(partition, start, end)
                 self.checked[partition] = end
         began = self.clock()
         while True:

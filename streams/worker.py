@@ -50,16 +50,15 @@ from schemas.discounts import DiscountChange
 from schemas.ticks import Tick
 from streams.codecs import decode_seen, decode_timeline, encode_seen, encode_timeline
 from streams.continuity import (
-    BrokerReader,
     InputEvent,
     InputMessage,
     InputRecord,
     Positions,
+    RangeReader,
     Reader,
     release_skipped,
 )
-from streams.discount_fence import DiscountFence
-from streams.lookahead import Lookahead
+from streams.discount_fence import DiscountFence, Feed, TopicFeed
 from streams.metrics import WorkerMetrics, input_lag
 from streams.scope import applying
 from streams.stores import AccountTable, StagedTable
@@ -90,17 +89,11 @@ class BillingWorker:
         catalog: Catalog,
         policy: Policy | None = None,
         reader: Reader | None = None,
-        fence_reader: Reader | None = None,
+        feed: Feed | None = None,
     ) -> None:
         self.topology = topology
         self.positions = Positions(topology.positions)
-        self.reader = reader or BrokerReader(topology.bootstrap_servers, topology.security)
-        """Reads under the batch lock: re-reads of skipped records, lifecycle read ahead."""
-        self.lookahead = Lookahead(
-            self.reader,
-            tuple(topology.prefix + t for t in (topics.SUBSCRIPTIONS, topics.ADJUSTMENTS,
-                                                 topics.REQUESTS)),
-        )  # fmt: skip
+        self.reader = reader or RangeReader(topology.bootstrap_servers, topology.security)
         self.accounts = AccountTable(topology.accounts)
         self.seen = StagedTable(topology.seen, encode_seen, decode_seen)
         self.discounts = StagedTable(topology.discount_table, encode_timeline, decode_timeline)
@@ -124,15 +117,17 @@ class BillingWorker:
         # agent's save or discard would take the other's buffered writes with it.
         self.one_at_a_time = asyncio.Lock()
         self.requests_topic = topology.prefix + topics.REQUESTS
+        self.feed = feed or TopicFeed(
+            topology.prefix + topics.DISCOUNTS, topology.bootstrap_servers, topology.security
+        )
         self.fence = DiscountFence(
-            fence_reader or BrokerReader(topology.bootstrap_servers, topology.security),
-            topology.prefix + topics.DISCOUNTS,
+            self.feed,
             self.unapplied,
             on_wait=self.metrics.discount_wait.observe,
             on_give_up=self.metrics.discount_gave_up.inc,
         )
         app = topology.app
-        app.on_before_shutdown.connect(self.close_readers)
+        app.on_before_shutdown.connect(self.close_feed)
         app.agent(topology.inputs, name="bill", concurrency=1)(self.bill)
         app.agent(topology.discounts, name="discounts", concurrency=1)(self.discount)
         app.timer(interval=TICK_INTERVAL_S)(self.tick)
@@ -141,7 +136,7 @@ class BillingWorker:
 
     async def bill(self, stream: Any) -> None:
         async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-            fenced = any(self.is_request(event.message) for event in events)
+            fenced = any(event.message.topic == self.requests_topic for event in events)
             await self.handle_until_done(events, fenced=fenced)
 
     async def discount(self, stream: Any) -> None:
@@ -183,9 +178,6 @@ class BillingWorker:
             deliveries: list[Awaitable[Any]] = []
             now = self.clock()
             try:
-                await self.lookahead.refresh(
-                    e.message.partition for e in events if self.lookahead.orders(e.message.topic)
-                )
                 for event in events:
                     self.delivered[event.message.topic, event.message.partition] = now
                     # Each record is applied, and its writes later saved, in its partition.
@@ -193,10 +185,9 @@ class BillingWorker:
                         store.event = event
                     with applying(event):
                         for record in await self.continuous(event.message):  # Step 0.
-                            for ready in await self.governed(record):
-                                outcome = await self.fold(ready, deliveries)  # Steps 1-2.
-                                if outcome is not None:
-                                    folded.append(outcome)
+                            outcome = await self.fold(record, deliveries)  # Steps 1-2.
+                            if outcome is not None:
+                                folded.append(outcome)
                 # Step 3.
                 for delivery in deliveries:
                     await delivery
@@ -238,18 +229,6 @@ class BillingWorker:
             )  # fmt: skip
             return [*missing, message]
         return [message]
-
-    def is_request(self, message: InputMessage) -> bool:
-        return message.topic == self.requests_topic
-
-    async def governed(self, record: InputMessage) -> Sequence[InputMessage]:
-        """Step 0, continued: a request, lifecycle or correction record comes after the
-        records of the other two topics' same partition published before it
-        (``streams.lookahead``)."""
-        due = await self.lookahead.due(
-            record.topic, record.partition, record.timestamp, self.positions.expected
-        )
-        return [*due, record]
 
     async def fold(
         self, message: InputMessage, deliveries: list[Awaitable[Any]]
@@ -312,10 +291,9 @@ class BillingWorker:
         timeline = DiscountTimeline() if raw is None else decode_timeline(raw)
         return isinstance(self.engine.discount_update(change, timeline), DiscountTimeline)
 
-    async def close_readers(self, app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
-        """Faust's ``on_before_shutdown`` receiver: stop the readers' consumers."""
-        await self.reader.stop()
-        await self.fence.reader.stop()
+    async def close_feed(self, app: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        """Faust's ``on_before_shutdown`` receiver: stop the fence's consumer."""
+        await self.feed.stop()
 
     def forget(self) -> None:
         """Drop buffered writes and cached reads of every store."""

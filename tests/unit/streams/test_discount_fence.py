@@ -12,15 +12,15 @@ from schemas import topics
 from streams.discount_fence import DiscountFence
 from streams.worker import BillingWorker
 from tests.factories import at, discount, encode, request, started
-from tests.unit.streams.test_worker_order import LogReader, Message, worker
+from tests.unit.streams.test_worker_order import DiscountFeed, Message, worker
 
 MODEL = "z-ai/glm-4.7"
 LIST_COST_AT_HIGH = Decimal("0.50")
 
 
-def lilac_worker(feed: LogReader) -> tuple[BillingWorker, list[dict[str, Any]]]:
+def lilac_worker(feed: DiscountFeed) -> tuple[BillingWorker, list[dict[str, Any]]]:
     """A worker with a Lilac account, already charging at ``surplus`` (0.25×); its ledger."""
-    billing = worker(fence=feed)
+    billing = worker(feed=feed)
     ledger: list[dict[str, Any]] = []
     topic = billing.topology.outputs[topics.LEDGER]
     original = topic.send
@@ -48,7 +48,7 @@ def chat(offset: int, minute: float) -> Message:
 
 def test_requests_wait_for_a_discount_change_published_before_them() -> None:
     # given a change to "high" on the broker that the discounts agent has not applied yet
-    feed = LogReader()
+    feed = DiscountFeed()
     billing, ledger = lilac_worker(feed)
     high = feed.append(
         Message(topics.DISCOUNTS, 1, encode(discount(MODEL, "high", at(10))), key=b"z")
@@ -72,7 +72,7 @@ def test_requests_wait_for_a_discount_change_published_before_them() -> None:
 
 
 def test_changes_the_engine_refuses_are_not_waited_for() -> None:
-    feed = LogReader()
+    feed = DiscountFeed()
     billing, ledger = lilac_worker(feed)
     billing.fence.wait_s = 3600.0  # a wait would hang the test: wait_for fails it instead
     feed.append(Message(topics.DISCOUNTS, 1, b"{not json", key=b"z"))
@@ -89,7 +89,7 @@ def test_changes_the_engine_refuses_are_not_waited_for() -> None:
 
 
 def test_a_change_that_never_arrives_is_given_up_once_and_counted() -> None:
-    feed = LogReader()
+    feed = DiscountFeed()
     billing, ledger = lilac_worker(feed)
     billing.fence.wait_s = 0.05
     feed.append(Message(topics.DISCOUNTS, 1, encode(discount(MODEL, "high", at(10))), key=b"z"))
@@ -103,7 +103,7 @@ def test_a_change_that_never_arrives_is_given_up_once_and_counted() -> None:
 
 
 def test_a_batch_without_requests_is_not_fenced() -> None:
-    feed = LogReader()
+    feed = DiscountFeed()
     billing, _ = lilac_worker(feed)
     billing.fence.wait_s = 3600.0
     feed.append(Message(topics.DISCOUNTS, 1, encode(discount(MODEL, "high", at(10))), key=b"z"))
@@ -120,13 +120,19 @@ def test_a_batch_without_requests_is_not_fenced() -> None:
 
 def test_each_record_is_read_once_and_an_applied_one_does_not_wait() -> None:
     # given a worker restarted with every change already in its table
-    feed = LogReader()
+    feed = DiscountFeed()
     for offset in range(3):
         feed.append(Message(topics.DISCOUNTS, offset, b"{}", key=b"z"))
+    reads: list[tuple[int, int, int]] = []
+    original = feed.read
+
+    async def counting_read(partition: int, start: int, stop: int) -> Any:
+        reads.append((partition, start, stop))
+        return await original(partition, start, stop)
+
+    feed.read = counting_read  # type: ignore[method-assign]
     given_up: list[int] = []
-    fence = DiscountFence(
-        feed, topics.DISCOUNTS, lambda record: False, on_give_up=given_up.append, wait_s=0
-    )
+    fence = DiscountFence(feed, lambda record: False, on_give_up=given_up.append, wait_s=0)
 
     async def twice() -> None:
         await fence.cross()
@@ -134,4 +140,4 @@ def test_each_record_is_read_once_and_an_applied_one_does_not_wait() -> None:
 
     asyncio.run(twice())
 
-    assert feed.reads == [(topics.DISCOUNTS, 0, 0, 3)] and given_up == []
+    assert reads == [(0, 0, 3)] and given_up == []

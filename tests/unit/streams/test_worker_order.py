@@ -121,22 +121,16 @@ class Message:
 def as_record(message: Message) -> InputRecord:
     """``message`` as a read from the broker returns it."""
     return InputRecord(
-        message.topic,
-        message.partition,
-        message.offset,
-        message.timestamp,
-        message.key,
-        message.value,
+        message.topic, message.partition, message.offset, None, message.key, message.value
     )
 
 
 class LogReader:
-    """The partitions as the broker holds them: what a read straight from the broker returns."""
+    """The partition as the broker holds it: what a re-read returns."""
 
     def __init__(self) -> None:
         self.log: list[InputRecord] = []
         self.reads: list[tuple[str, int, int, int]] = []
-        self.read_once = asyncio.Event()
 
     def append(self, message: Message) -> Message:
         self.log.append(as_record(message))
@@ -144,27 +138,35 @@ class LogReader:
 
     async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
         self.reads.append((topic, partition, start, stop))
-        self.read_once.set()
         return [
             r for r in self.log
             if (r.topic, r.partition) == (topic, partition) and start <= r.offset < stop
         ]  # fmt: skip
 
-    async def end_offsets(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        return {
-            (t, p): 1 + max((r.offset for r in self.log if (r.topic, r.partition) == (t, p)),
-                            default=-1)
-            for t, p in partitions
-        }  # fmt: skip
 
-    async def partitions(self, topic: str) -> list[int]:
-        return sorted({r.partition for r in self.log if r.topic == topic} | {0})
+class DiscountFeed:
+    """``catalog.discounts`` as the broker holds it: what the discount fence reads."""
+
+    def __init__(self) -> None:
+        self.log: list[InputRecord] = []
+        self.read_once = asyncio.Event()
+
+    def append(self, message: Message) -> Message:
+        self.log.append(as_record(message))
+        return message
+
+    async def end_offsets(self) -> dict[int, int]:
+        return {0: len(self.log)}
+
+    async def read(self, partition: int, start: int, stop: int) -> list[InputRecord]:
+        self.read_once.set()
+        return self.log[start:stop]
 
     async def stop(self) -> None:
         pass
 
 
-def worker(reader: LogReader | None = None, fence: LogReader | None = None) -> BillingWorker:
+def worker(reader: LogReader | None = None, feed: DiscountFeed | None = None) -> BillingWorker:
     outputs = {name: RecordingTopic(name) for name in topics.OUTPUT_TOPICS}
     topology = Topology(
         app=FakeApp(outputs),  # type: ignore[arg-type]
@@ -180,7 +182,7 @@ def worker(reader: LogReader | None = None, fence: LogReader | None = None) -> B
         bootstrap_servers="unused:9092",
     )
     return BillingWorker(
-        topology, load_catalog(), reader=reader or LogReader(), fence_reader=fence or LogReader()
+        topology, load_catalog(), reader=reader or LogReader(), feed=feed or DiscountFeed()
     )
 
 
