@@ -72,7 +72,7 @@ async def test_a_broker_down_during_load_loses_nothing_and_catches_up(
 
             async with (
                 LedgerTail(bootstrap, prefix) as tail,
-                GatewayLoad(bootstrap, prefix, form.load) as load,
+                GatewayLoad(bootstrap, prefix, form.load, form.partitions) as load,
             ):
                 states = await load.publish_setup()
                 await wait_until(partial(supply_shown, [port], states), "the supply states", 120)

@@ -119,7 +119,7 @@ async def test_survivors_take_over_a_stopped_and_a_killed_worker_and_lose_nothin
         # partition's last records skipped across the start-up rebalances are fetched again
         # by the worker's catch-up, streams/worker.py)
         await create_topics(bootstrap, prefix, form.partitions)
-        async with GatewayLoad(bootstrap, prefix, form.load) as load:
+        async with GatewayLoad(bootstrap, prefix, form.load, form.partitions) as load:
             states = await load.publish_setup()
 
             # and three workers of one app on the partitions, each with its own RocksDB state,
@@ -131,7 +131,8 @@ async def test_survivors_take_over_a_stopped_and_a_killed_worker_and_lose_nothin
             ports = [w.port for w in workers]
             await wait_until(partial(supply_shown, ports, states), "supply states", 120)
 
-            # and the load running, every partition charging
+            # and the load running, every partition charging (the load puts accounts on every
+            # partition, tests/cluster/load.py: with none, a partition could never charge)
             async with (
                 running_sink(bootstrap, prefix, clickhouse_client, clickhouse_database),
                 LedgerTail(bootstrap, prefix) as tail,
