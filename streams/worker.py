@@ -128,6 +128,8 @@ class BillingWorker:
         # agent's save or discard would take the other's buffered writes with it.
         self.one_at_a_time = asyncio.Lock()
         self.requests_topic = topology.prefix + topics.REQUESTS
+        self.log_starts: dict[tuple[str, int], int] = {}
+        """Where ordered partitions this worker never applied begin (``caught_up``)."""
         self.order = InputOrder(
             [topology.prefix + name for name in ORDERED_TOPICS],
             rank=lambda topic: topics.SAME_INSTANT_ORDER.index(topology.unprefixed(topic)),
@@ -209,6 +211,7 @@ class BillingWorker:
                                 self.order.add(event, record)
                             else:
                                 ready.append((event, record))
+                await self.learn_log_starts()
                 ready += self.released(now)
                 for event, record in ready:
                     # Each record is applied, and its writes later saved, in its partition.
@@ -244,6 +247,22 @@ class BillingWorker:
             for topic, _, result in folded:
                 self.metrics.observe(topic, result)
 
+    async def learn_log_starts(self) -> None:
+        """Ask the broker once where each ordered partition never applied here begins.
+
+        Without a position, "caught up" counts from there: a topic whose records retention
+        deleted before this worker read any would otherwise look behind its end for ever,
+        and every record of its partition would wait ``HOLD_MAX_S``."""
+        unknown = [
+            (topic, partition)
+            for partition in self.order.partitions
+            for topic in self.order.topics
+            if (topic, partition) not in self.log_starts
+            and self.positions.expected(topic, partition) is None
+        ]
+        if unknown:
+            self.log_starts.update(await self.reader.log_starts(unknown))
+
     def released(self, now: float) -> list[Held]:
         """Step 0, order: the held records that may be folded now, partition by partition.
 
@@ -257,7 +276,9 @@ class BillingWorker:
             if high is None:
                 return False  # not fetched yet: unknown, not empty
             if (topic, partition) not in applied:
-                applied[topic, partition] = self.positions.expected(topic, partition) or 0
+                expected = self.positions.expected(topic, partition)
+                start = self.log_starts.get((topic, partition), 0)
+                applied[topic, partition] = start if expected is None else expected
             return max(applied[topic, partition], given or 0) >= high
 
         ready: list[Held] = []

@@ -16,7 +16,7 @@ from schemas import topics
 from streams.input_order import InputOrder
 from streams.worker import HOLD_MAX_S
 from tests.factories import at, encode, request, started
-from tests.unit.streams.test_worker_order import Message, calls, worker
+from tests.unit.streams.test_worker_order import LogReader, Message, calls, worker
 
 ORDERED = (topics.SUBSCRIPTIONS, topics.REQUESTS, topics.ADJUSTMENTS)
 
@@ -213,3 +213,20 @@ def test_held_records_go_at_the_hold_bound_without_a_new_batch() -> None:
     assert billing.order.held() == 0
     assert calls.count(f"send {topics.LEDGER}") == 1
     assert billing.metrics.order_forced._value.get() == 1
+
+
+def test_a_topic_emptied_by_retention_before_any_record_was_read_holds_nothing() -> None:
+    # given adjustments[0] whose 5 records were all deleted before this worker read any
+    reader = LogReader()
+    reader.deleted_before[topics.ADJUSTMENTS, 0] = 5
+    billing = worker(reader)
+    app: Any = billing.topology.app
+    app.consumer.ends[topics.ADJUSTMENTS, 0] = 5
+    sub = Message(topics.SUBSCRIPTIONS, 0, encode(started()), timestamp=stamp(0))
+    req = Message(topics.REQUESTS, 0, encode(request(start=at(1))), timestamp=stamp(2))
+    calls.clear()
+
+    asyncio.run(billing.handle([sub, req]))
+
+    assert billing.order.held() == 0
+    assert calls.count(f"send {topics.LEDGER}") == 1
