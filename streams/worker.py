@@ -140,6 +140,7 @@ class BillingWorker:
         )
         self.fence = DiscountFence(
             self.feed,
+            self.change_of,
             self.unapplied,
             on_wait=self.metrics.discount_wait.observe,
             on_give_up=self.metrics.discount_gave_up.inc,
@@ -379,13 +380,18 @@ class BillingWorker:
         if keys.discount is not None and keys.discount in self.discounts:
             self.discounts[keys.discount] = self.discounts[keys.discount]
 
-    def unapplied(self, record: InputRecord) -> bool:
-        """Whether the discount change in ``record`` is yet to reach this worker's table."""
+    def change_of(self, record: InputRecord) -> DiscountChange | None:
+        """The discount change in ``record``; None if refused (dead-lettered by the agent,
+        never in the table)."""
         source = Source(topics.DISCOUNTS, record.partition, record.offset)
         decoded = self.engine.decode(source, record.value or b"")
         if not isinstance(decoded, Decoded) or not isinstance(decoded.record, DiscountChange):
-            return False  # refused: dead-lettered by the agent, never in the table
-        change = decoded.record
+            return None
+        return decoded.record
+
+    def unapplied(self, change: DiscountChange) -> bool:
+        """Whether ``change`` is yet to reach this worker's table (False: the engine would
+        refuse it against the table, or finds it there already)."""
         raw = self.topology.discount_table.get(change.model)
         timeline = DiscountTimeline() if raw is None else decode_timeline(raw)
         return isinstance(self.engine.discount_update(change, timeline), DiscountTimeline)
