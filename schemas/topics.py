@@ -28,6 +28,9 @@ TICKS: Final = "metering.ticks"
 
 INPUT_TOPICS: Final = (REQUESTS, DISCOUNTS, SUBSCRIPTIONS, ADJUSTMENTS)
 OUTPUT_TOPICS: Final = (LEDGER, QUOTA, ROUTING, DLQ)
+SAME_INSTANT_ORDER: Final = (SUBSCRIPTIONS, DISCOUNTS, REQUESTS, ADJUSTMENTS)
+"""Inputs stamped at one instant are applied in this order — lifecycle and prices before the
+traffic they govern, corrections last — by the replay of the topics and the live worker alike."""
 
 CONTRACTS: Final[dict[str, TypeAdapter[Any]]] = {
     REQUESTS: TypeAdapter(GatewayRequest),

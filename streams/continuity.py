@@ -136,6 +136,10 @@ class Reader(Protocol):
         """Records ``start <= offset < stop`` of one partition, in order."""
         ...
 
+    async def log_starts(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """The first offset each ``(topic, partition)`` still holds (retention deletes)."""
+        ...
+
 
 class RangeReader:
     """Reads a range of one partition with a consumer of its own (no group, no commits)."""
@@ -151,6 +155,15 @@ class RangeReader:
             return await read_range(consumer, topic, partition, start, stop)
         finally:
             await consumer.stop()
+
+    async def log_starts(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        consumer = group_less_consumer(self.bootstrap_servers, self.security)
+        await consumer.start()
+        try:
+            starts = await consumer.beginning_offsets([TopicPartition(*tp) for tp in partitions])
+        finally:
+            await consumer.stop()
+        return {(tp.topic, tp.partition): offset for tp, offset in starts.items()}
 
 
 def group_less_consumer(bootstrap_servers: str, security: KafkaSecurity) -> AIOKafkaConsumer:

@@ -23,7 +23,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -37,6 +37,7 @@ WAIT_S = 30.0
 """Longest wait for a published discount change to reach this worker's table."""
 POLL_S = 0.002
 """How often the table is looked at while waiting."""
+Change = TypeVar("Change")
 
 
 class Feed(Protocol):
@@ -83,14 +84,16 @@ class TopicFeed:
             await consumer.stop()
 
 
-class DiscountFence:
-    """``unapplied(record)``: whether the change in a discount record is yet to reach the
-    worker's table (False for one the engine would refuse or finds there already)."""
+class DiscountFence(Generic[Change]):
+    """``change_of(record)``: the change a discount record holds, or None if the engine
+    would refuse it (decoded once, when read); ``unapplied(change)``: whether it is yet to
+    reach the worker's table."""
 
     def __init__(
         self,
         feed: Feed,
-        unapplied: Callable[[InputRecord], bool],
+        change_of: Callable[[InputRecord], Change | None],
+        unapplied: Callable[[Change], bool],
         *,
         on_wait: Callable[[float], None] = lambda seconds: None,
         on_give_up: Callable[[int], None] = lambda count: None,
@@ -98,6 +101,7 @@ class DiscountFence:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.feed = feed
+        self.change_of = change_of
         self.unapplied = unapplied
         self.on_wait = on_wait
         self.on_give_up = on_give_up
@@ -105,18 +109,21 @@ class DiscountFence:
         self.clock = clock
         self.checked: dict[int, int] = {}
         """Per partition, the next offset to read: everything before it was checked."""
-        self.waiting: list[InputRecord] = []
+        self.waiting: list[tuple[InputRecord, Change]] = []
 
     async def cross(self) -> None:
         """Return once every discount change on the broker now is in the worker's table."""
         for partition, end in sorted((await self.feed.end_offsets()).items()):
             start = self.checked.get(partition, 0)
             if end > start:
-                self.waiting += await self.feed.read(partition, start, end)
+                for record in await self.feed.read(partition, start, end):
+                    change = self.change_of(record)
+                    if change is not None:
+                        self.waiting.append((record, change))
                 self.checked[partition] = end
         began = self.clock()
         while True:
-            self.waiting = [record for record in self.waiting if self.unapplied(record)]
+            self.waiting = [held for held in self.waiting if self.unapplied(held[1])]
             waited = self.clock() - began
             if not self.waiting:
                 self.on_wait(waited)
@@ -125,8 +132,8 @@ class DiscountFence:
                 log.warning(
                     "gave up waiting %.0f s for %d discount change(s) to reach this worker "
                     "(first: %s[%d]@%d): charging without them",
-                    waited, len(self.waiting), self.waiting[0].topic,
-                    self.waiting[0].partition, self.waiting[0].offset,
+                    waited, len(self.waiting), self.waiting[0][0].topic,
+                    self.waiting[0][0].partition, self.waiting[0][0].offset,
                 )  # fmt: skip
                 self.on_give_up(len(self.waiting))
                 self.waiting = []

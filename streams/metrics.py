@@ -73,6 +73,12 @@ class WorkerMetrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
             registry=self.registry,
         )
+        self.order_forced = Counter(
+            "metering_input_order_forced",
+            "Input records folded out of publication order: a topic of their partition stayed "
+            "behind for longer than the worker holds records",
+            registry=self.registry,
+        )
         self.discount_gave_up = Counter(
             "metering_discount_fence_gave_up",
             "Discount changes requests stopped waiting for (charged without them)",

@@ -3,10 +3,12 @@
 Records come in batches (``stream.take_events``: up to ``BATCH_MAX`` records, or whatever
 arrived within ``BATCH_WITHIN_S``). Per batch, in this order (the argument is in
 streams/README.md):
-0. Continuity, per record: a record at or below its partition's position (stored, or
-   reached earlier in this batch) was applied before: drop it; a record beyond
+0. Continuity, per record: a record at or below its partition's position (stored, reached
+   earlier in this batch, or held) was delivered before: drop it; a record beyond
    ``position + 1`` means the consumer skipped records: re-read them from the broker and
-   apply them first (``streams.continuity``).
+   take them first (``streams.continuity``). Then order: requests, subscription events and
+   adjustments are held per partition and released in publication order
+   (``streams.input_order``); held records of earlier batches go with this one.
 1. Decode; a record already applied to its account (its offset is at or below the one stored
    with the account, or applied earlier in this batch) was fully processed before: skip it,
    but save its writes again (``save_again``: a crash can leave them in the local store only).
@@ -37,6 +39,7 @@ from collections.abc import Awaitable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from faust.exceptions import ConsumerNotStarted
 from faust.types import TP
 
 from billing.catalog.model import Catalog
@@ -59,6 +62,7 @@ from streams.continuity import (
     release_skipped,
 )
 from streams.discount_fence import DiscountFence, Feed, TopicFeed
+from streams.input_order import Held, InputOrder
 from streams.metrics import WorkerMetrics, input_lag
 from streams.scope import applying
 from streams.stores import AccountTable, StagedTable
@@ -78,6 +82,13 @@ STUCK_S = 5.0
 """A partition behind its end that delivered no record for this long is fetched again."""
 SEEK_TIMEOUT_S = 2.0
 """Longest wait for Faust's consumer thread to carry out one catch-up seek."""
+HOLD_MAX_S = 15.0
+"""Longest a partition's records wait for one of its topics to be delivered (then they go
+out of order, counted): longer than a catch-up (``STUCK_S``) takes to fetch it again."""
+RELEASE_INTERVAL_S = 0.1
+"""How often held records are looked at when no batch arrives."""
+ORDERED_TOPICS = (topics.SUBSCRIPTIONS, topics.REQUESTS, topics.ADJUSTMENTS)
+"""The inputs folded in publication order (ticks only move time: they are never held)."""
 
 
 class BillingWorker:
@@ -117,11 +128,19 @@ class BillingWorker:
         # agent's save or discard would take the other's buffered writes with it.
         self.one_at_a_time = asyncio.Lock()
         self.requests_topic = topology.prefix + topics.REQUESTS
+        self.log_starts: dict[tuple[str, int], int] = {}
+        """Where ordered partitions this worker never applied begin (``caught_up``)."""
+        self.order = InputOrder(
+            [topology.prefix + name for name in ORDERED_TOPICS],
+            rank=lambda topic: topics.SAME_INSTANT_ORDER.index(topology.unprefixed(topic)),
+            hold_max_s=HOLD_MAX_S,
+        )
         self.feed = feed or TopicFeed(
             topology.prefix + topics.DISCOUNTS, topology.bootstrap_servers, topology.security
         )
         self.fence = DiscountFence(
             self.feed,
+            self.change_of,
             self.unapplied,
             on_wait=self.metrics.discount_wait.observe,
             on_give_up=self.metrics.discount_gave_up.inc,
@@ -132,6 +151,7 @@ class BillingWorker:
         app.agent(topology.discounts, name="discounts", concurrency=1)(self.discount)
         app.timer(interval=TICK_INTERVAL_S)(self.tick)
         app.timer(interval=STUCK_S)(self.catch_up)
+        app.timer(interval=RELEASE_INTERVAL_S)(self.release_held)
         topology.accounts.on_recover(self.rebuild_deadlines)
 
     async def bill(self, stream: Any) -> None:
@@ -170,6 +190,11 @@ class BillingWorker:
                 )  # fmt: skip
                 await asyncio.sleep(delay)
 
+    async def release_held(self) -> None:
+        """The timer's look at held records: a topic they wait for may be caught up now."""
+        if self.order.held():
+            await self.handle_until_done([])
+
     async def handle(self, events: Sequence[InputEvent]) -> None:
         """Steps 0-5 of the module docstring for one batch of Kafka records, in order."""
         async with self.one_at_a_time:
@@ -177,17 +202,26 @@ class BillingWorker:
             folded: list[tuple[str, str | None, Result]] = []
             deliveries: list[Awaitable[Any]] = []
             now = self.clock()
+            ready: list[Held] = []
             try:
-                for event in events:
+                for event in events:  # Step 0.
                     self.delivered[event.message.topic, event.message.partition] = now
+                    with applying(event):
+                        for record in await self.continuous(event.message):
+                            if record.topic in self.order.topics:
+                                self.order.add(event, record)
+                            else:
+                                ready.append((event, record))
+                await self.learn_log_starts()
+                ready += self.released(now)
+                for event, record in ready:
                     # Each record is applied, and its writes later saved, in its partition.
                     for store in (self.seen, self.discounts, self.accounts, self.positions):
                         store.event = event
                     with applying(event):
-                        for record in await self.continuous(event.message):  # Step 0.
-                            outcome = await self.fold(record, deliveries)  # Steps 1-2.
-                            if outcome is not None:
-                                folded.append(outcome)
+                        outcome = await self.fold(record, deliveries)  # Steps 1-2.
+                        if outcome is not None:
+                            folded.append(outcome)
                 # Step 3.
                 for delivery in deliveries:
                     await delivery
@@ -203,6 +237,9 @@ class BillingWorker:
                 # Step 5 (from the states just saved, still in the account store's cache).
                 for account in {account for _, account, _ in folded if account is not None}:
                     self.schedule(account)
+            except BaseException:
+                self.order.put_back([held for held in ready if held[1].topic in self.order.topics])
+                raise
             finally:
                 # A batch interrupted before step 4 (a send error, a cancelled task during a
                 # rebalance) must leave nothing buffered: saved with the next batch, its state
@@ -211,11 +248,74 @@ class BillingWorker:
             for topic, _, result in folded:
                 self.metrics.observe(topic, result)
 
+    async def learn_log_starts(self) -> None:
+        """Ask the broker once where each ordered partition never applied here begins.
+
+        Without a position, "caught up" counts from there: a topic whose records retention
+        deleted before this worker read any would otherwise look behind its end for ever,
+        and every record of its partition would wait ``HOLD_MAX_S``."""
+        unknown = [
+            (topic, partition)
+            for partition in self.order.partitions
+            for topic in self.order.topics
+            if (topic, partition) not in self.log_starts
+            and self.positions.expected(topic, partition) is None
+        ]
+        if unknown:
+            self.log_starts.update(await self.reader.log_starts(unknown))
+
+    def released(self, now: float) -> list[Held]:
+        """Step 0, order: the held records that may be folded now, partition by partition.
+
+        A partition no longer assigned is forgotten (its new owner reads from its position);
+        a record its partition's position passed meanwhile is dropped."""
+        assigned = self.assigned()
+        applied: dict[tuple[str, int], int] = {}  # positions, read once per call
+
+        def caught_up(topic: str, partition: int, given: int | None) -> bool:
+            high = self.topology.app.consumer.highwater(TP(topic, partition))
+            if high is None:
+                return False  # not fetched yet: unknown, not empty
+            if (topic, partition) not in applied:
+                expected = self.positions.expected(topic, partition)
+                start = self.log_starts.get((topic, partition), 0)
+                applied[topic, partition] = start if expected is None else expected
+            return max(applied[topic, partition], given or 0) >= high
+
+        ready: list[Held] = []
+        for partition in self.order.partitions:
+            if assigned is not None and partition not in assigned:
+                self.order.drop(partition)
+                continue
+            released = self.order.release(partition, caught_up, now)
+            if released.forced:
+                self.metrics.order_forced.inc(released.forced)
+                log.warning(
+                    "partition %d: %d records folded out of publication order, after waiting "
+                    "%.0f s for a topic behind its end", partition, released.forced, HOLD_MAX_S,
+                )  # fmt: skip
+            for event, record in released.records:
+                with applying(event):
+                    if record.offset >= (self.positions.expected(record.topic, partition) or 0):
+                        ready.append((event, record))
+        return ready
+
+    def assigned(self) -> set[int] | None:
+        """The input partitions this worker owns; None while that is unknown."""
+        try:
+            assignment = self.topology.app.consumer.assignment()
+        except ConsumerNotStarted:
+            return None
+        return {tp.partition for tp in assignment if tp.topic in self.order.topics}
+
     async def continuous(self, message: InputMessage) -> Sequence[InputMessage]:
-        """Step 0: what to apply for ``message``, in order: nothing if its partition is past
+        """Step 0: what to take for ``message``, in order: nothing if its partition is past
         it; the records the consumer skipped before it, then itself; or just itself."""
         topic, partition = message.topic, message.partition
         expected = self.positions.expected(topic, partition)
+        received = self.order.received(topic, partition)
+        if received is not None and (expected is None or received > expected):
+            expected = received
         if expected is not None and message.offset < expected:
             return []
         if expected is not None:  # every record before this one is (or will now be) applied
@@ -280,13 +380,18 @@ class BillingWorker:
         if keys.discount is not None and keys.discount in self.discounts:
             self.discounts[keys.discount] = self.discounts[keys.discount]
 
-    def unapplied(self, record: InputRecord) -> bool:
-        """Whether the discount change in ``record`` is yet to reach this worker's table."""
+    def change_of(self, record: InputRecord) -> DiscountChange | None:
+        """The discount change in ``record``; None if refused (dead-lettered by the agent,
+        never in the table)."""
         source = Source(topics.DISCOUNTS, record.partition, record.offset)
         decoded = self.engine.decode(source, record.value or b"")
         if not isinstance(decoded, Decoded) or not isinstance(decoded.record, DiscountChange):
-            return False  # refused: dead-lettered by the agent, never in the table
-        change = decoded.record
+            return None
+        return decoded.record
+
+    def unapplied(self, change: DiscountChange) -> bool:
+        """Whether ``change`` is yet to reach this worker's table (False: the engine would
+        refuse it against the table, or finds it there already)."""
         raw = self.topology.discount_table.get(change.model)
         timeline = DiscountTimeline() if raw is None else decode_timeline(raw)
         return isinstance(self.engine.discount_update(change, timeline), DiscountTimeline)

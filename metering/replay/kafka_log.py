@@ -4,7 +4,7 @@ Each record keeps its real position (topic without prefix, partition, offset) an
 timestamp as the ingest time, so the core folds it exactly as the live worker did and the
 ledger entries it derives carry the same ``source_*`` fields. Records of the different
 topics are merged by timestamp (the order the gateway and the lifecycle services sent
-them), then by topic (``_SAME_INSTANT_ORDER``), partition and offset; within a partition, offset order always holds.
+them), then by topic (``topics.SAME_INSTANT_ORDER``), partition and offset; within a partition, offset order always holds.
 Ticks are not read: the replay derives them from log time.
 
 For one account (an audit), only the partitions its key hashes to are read — Kafka's default
@@ -29,9 +29,6 @@ from metering.replay.logfile import LogRecord
 from schemas import topics
 
 READ_TIMEOUT_S = 300.0
-
-_SAME_INSTANT_ORDER = (topics.SUBSCRIPTIONS, topics.DISCOUNTS, topics.REQUESTS, topics.ADJUSTMENTS)
-"""At one timestamp: lifecycle and prices before the traffic they govern, corrections last."""
 
 
 def account_partition(account_id: str, partitions: int) -> int:
@@ -121,7 +118,7 @@ async def read_inputs(
                 on_progress(read, total)
     finally:
         await consumer.stop()
-    order = _SAME_INSTANT_ORDER.index
+    order = topics.SAME_INSTANT_ORDER.index
     return list(
         heapq.merge(
             *by_partition.values(),

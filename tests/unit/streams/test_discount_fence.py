@@ -132,7 +132,9 @@ def test_each_record_is_read_once_and_an_applied_one_does_not_wait() -> None:
 
     feed.read = counting_read  # type: ignore[method-assign]
     given_up: list[int] = []
-    fence = DiscountFence(feed, lambda record: False, on_give_up=given_up.append, wait_s=0)
+    fence = DiscountFence(
+        feed, lambda record: record, lambda record: False, on_give_up=given_up.append, wait_s=0
+    )
 
     async def twice() -> None:
         await fence.cross()
@@ -141,3 +143,22 @@ def test_each_record_is_read_once_and_an_applied_one_does_not_wait() -> None:
     asyncio.run(twice())
 
     assert reads == [(0, 0, 3)] and given_up == []
+
+
+def test_a_waited_for_record_is_decoded_once_however_long_it_is_waited_for() -> None:
+    feed = DiscountFeed()
+    feed.append(Message(topics.DISCOUNTS, 0, b"{}", key=b"z"))
+    decoded: list[Any] = []
+    looks: list[Any] = []
+
+    def change_of(record: Any) -> Any:
+        decoded.append(record)
+        return record
+
+    def unapplied(change: Any) -> bool:
+        looks.append(change)
+        return len(looks) < 4  # in the table at the fourth look
+
+    asyncio.run(DiscountFence(feed, change_of, unapplied).cross())
+
+    assert len(decoded) == 1 and len(looks) == 4

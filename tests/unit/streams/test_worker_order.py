@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from faust.types import TP
 
 from billing.catalog import load_catalog
 from schemas import topics
@@ -80,6 +81,15 @@ class FaustConsumer:
         self._committed_offset: dict[Any, int | None] = defaultdict(lambda: None)
         self._acked: dict[Any, list[int]] = defaultdict(list)
         self.gaps: list[tuple[Any, int, int]] = []
+        self.ends: dict[tuple[str, int], int] = {}
+
+    def highwater(self, tp: Any) -> int:
+        """The end of a partition as last fetched: a test's, or nothing beyond what it hands
+        over (0: caught up)."""
+        return self.ends.get((tp.topic, tp.partition), 0)
+
+    def assignment(self) -> set[TP]:
+        return {TP(topics.REQUESTS, partition) for partition in range(4)}
 
     async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
         self.gaps.append((tp, offset_from, offset_to))
@@ -131,6 +141,7 @@ class LogReader:
     def __init__(self) -> None:
         self.log: list[InputRecord] = []
         self.reads: list[tuple[str, int, int, int]] = []
+        self.deleted_before: dict[tuple[str, int], int] = {}
 
     def append(self, message: Message) -> Message:
         self.log.append(as_record(message))
@@ -142,6 +153,10 @@ class LogReader:
             r for r in self.log
             if (r.topic, r.partition) == (topic, partition) and start <= r.offset < stop
         ]  # fmt: skip
+
+    async def log_starts(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """Nothing deleted, unless a test says so."""
+        return {tp: self.deleted_before.get(tp, 0) for tp in partitions}
 
 
 class DiscountFeed:
