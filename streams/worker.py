@@ -59,6 +59,7 @@ from streams.continuity import (
     Positions,
     RangeReader,
     Reader,
+    release_reread,
     release_skipped,
 )
 from streams.discount_fence import DiscountFence, Feed, TopicFeed
@@ -203,15 +204,17 @@ class BillingWorker:
             deliveries: list[Awaitable[Any]] = []
             now = self.clock()
             ready: list[Held] = []
+            taken: dict[tuple[str, int], int] = {}  # past the records of ``ready``, per partition
             try:
                 for event in events:  # Step 0.
                     self.delivered[event.message.topic, event.message.partition] = now
                     with applying(event):
-                        for record in await self.continuous(event.message):
+                        for record in await self.continuous(event.message, taken):
                             if record.topic in self.order.topics:
                                 self.order.add(event, record)
                             else:
                                 ready.append((event, record))
+                                taken[record.topic, record.partition] = record.offset + 1
                 await self.learn_log_starts()
                 ready += self.released(now)
                 for event, record in ready:
@@ -308,20 +311,28 @@ class BillingWorker:
             return None
         return {tp.partition for tp in assignment if tp.topic in self.order.topics}
 
-    async def continuous(self, message: InputMessage) -> Sequence[InputMessage]:
+    async def continuous(
+        self, message: InputMessage, taken: dict[tuple[str, int], int]
+    ) -> Sequence[InputMessage]:
         """Step 0: what to take for ``message``, in order: nothing if its partition is past
-        it; the records the consumer skipped before it, then itself; or just itself."""
+        it; the records the consumer skipped before it, then itself; or just itself.
+        Past means past what is applied, held, or ``taken`` earlier in this batch."""
         topic, partition = message.topic, message.partition
-        expected = self.positions.expected(topic, partition)
-        received = self.order.received(topic, partition)
-        if received is not None and (expected is None or received > expected):
-            expected = received
+        known = (
+            self.positions.expected(topic, partition),
+            self.order.received(topic, partition),
+            taken.get((topic, partition)),
+        )
+        expected = max((offset for offset in known if offset is not None), default=None)
         if expected is not None and message.offset < expected:
             return []
         if expected is not None:  # every record before this one is (or will now be) applied
             await release_skipped(self.topology.app.consumer, topic, partition, message.offset)
         if expected is not None and message.offset > expected:
             missing = await self.reader.read(topic, partition, expected, message.offset)
+            await release_reread(
+                self.topology.app.consumer, topic, partition, expected, message.offset
+            )
             self.metrics.reread.inc(len(missing))
             log.warning(
                 "the consumer skipped offsets %d-%d of %s[%d]: re-read %d records",

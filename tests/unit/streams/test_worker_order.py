@@ -525,3 +525,45 @@ def test_offsets_faust_skipped_after_a_rebalance_do_not_stop_its_commits() -> No
     consumer._acked[tp] = [10]
     asyncio.run(billing.handle([chats[11]]))
     assert consumer.gaps == [(tp, 4, 9)]
+
+
+def test_records_faust_acknowledged_but_the_worker_forgot_do_not_stop_its_commits() -> None:
+    # given a partition applied up to offset 3; Faust handed over 4 and 5 and acknowledged
+    # them, but the worker only held them and forgot them when the partition moved away
+    # (streams.input_order), and Faust's last commit is at offset 4
+    reader = LogReader()
+    billing = worker(reader)
+    asyncio.run(billing.handle([Message(topics.SUBSCRIPTIONS, 0, encode(started()))]))
+    chats = [
+        reader.append(Message(topics.REQUESTS, n, encode(request(start=at(n), request_id=f"r{n}"))))
+        for n in range(11)
+    ]  # fmt: skip
+    asyncio.run(billing.handle(chats[:4]))
+    consumer = billing.topology.app.consumer
+    tp = (topics.REQUESTS, 0)
+    consumer._committed_offset[tp] = 4
+    consumer._acked[tp] = [4, 5]
+
+    # when Faust, back on the partition, resumes at offset 10 (it counts 4-9 as read)
+    asyncio.run(billing.handle([chats[10]]))
+
+    # then 4-9 are re-read, and the offsets among them Faust did not acknowledge are a gap
+    assert reader.reads == [(topics.REQUESTS, 0, 4, 10)]
+    assert consumer.gaps == [(tp, 6, 9)]
+
+
+def test_a_batch_of_consecutive_records_of_an_unordered_topic_re_reads_nothing() -> None:
+    reader = LogReader()
+    billing = worker(reader)
+    changes = [
+        reader.append(
+            Message(topics.DISCOUNTS, n, encode(discount("z-ai/glm-4.7", "high", at(n))), b"z")
+        )
+        for n in range(4)
+    ]
+    asyncio.run(billing.handle(changes[:1]))
+
+    asyncio.run(billing.handle(changes[1:]))
+
+    assert reader.reads == []
+    assert billing.positions.expected(topics.DISCOUNTS, 0) == 4
