@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from faust.types.tuples import ack_lock
 
 from metering.errors import ServiceUnavailable
 from metering.kafka_security import KafkaSecurity
@@ -140,7 +141,37 @@ async def release_reread(consumer: Any, topic: str, partition: int, start: int, 
     partition again (the broker-restart chaos run waited for the group to drain for good).
     Offsets it acknowledged are left out: one both acknowledged and in a gap would break
     the consecutive run Faust commits."""
+    await _declare_unacked(consumer, TopicPartition(topic, partition), start, stop)
+
+
+async def release_applied(consumer: Any, topic: str, partition: int, applied: int) -> None:
+    """Let Faust commit a quiet partition up to ``applied`` (the worker's position: every
+    record before it is applied), where its own commit stopped short.
+
+    After rebalances in a row (a broker restarting twice), Faust forgets its gaps and
+    acknowledgements of a revoked partition and resumes at its committed offset, but may
+    never hand over the records after it again (it counts them as read): nothing is
+    acknowledged past the commit, so no gap is ever merged and it commits that partition no
+    more (the broker-restart chaos run then waited for the group to drain for good). This
+    acknowledges the last applied offset the way Faust's own ``ack`` does and declares the
+    offsets between its commit and that one a gap: its next commit reaches ``applied``.
+    """
     tp = TopicPartition(topic, partition)
+    committed = consumer._committed_offset[tp]
+    if committed is None or applied <= committed + 1:  # Faust commits over one offset itself
+        return
+    last = applied - 1
+    with ack_lock:
+        index = consumer._acked_index[tp]
+        if last not in index:
+            index.add(last)
+            consumer._acked[tp].append(last)
+            consumer._n_acked += 1
+    await _declare_unacked(consumer, tp, committed, last)
+
+
+async def _declare_unacked(consumer: Any, tp: TopicPartition, start: int, stop: int) -> None:
+    """Declare a gap for each run of offsets in ``[start, stop)`` Faust has not acknowledged."""
     low = start
     for acked in sorted({a for a in consumer._acked[tp] if start <= a < stop} | {stop}):
         if acked > low:

@@ -26,7 +26,8 @@ the *last* records of a partition across a rebalance (the subscriptions publishe
 deployment, say), and nothing may come after them: ``catch_up`` looks every ``STUCK_S`` for a
 partition behind its end that delivered nothing meanwhile and seeks Faust's consumer back to
 the partition's position, so Faust delivers those records again (anything delivered twice is
-dropped by step 0).
+dropped by step 0). A quiet partition applied to its end whose Faust commit stopped short
+(rebalances in a row) gets its applied position acknowledged for Faust to commit.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from streams.continuity import (
     Positions,
     RangeReader,
     Reader,
+    release_applied,
     release_reread,
     release_skipped,
 )
@@ -454,7 +456,8 @@ class BillingWorker:
 
     async def catch_up(self) -> None:
         """Seek Faust back to the position of each owned partition that is behind its end
-        and delivered nothing for ``STUCK_S`` (module docstring).
+        and delivered nothing for ``STUCK_S`` (module docstring); let Faust commit such a
+        quiet partition that is applied to its end (``continuity.release_applied``).
 
         Not under ``one_at_a_time``: a seek goes through Faust's consumer thread, which during
         a rebalance waits for the agents to drain, and an agent waiting for that lock would
@@ -469,7 +472,12 @@ class BillingWorker:
             return
         for (topic, partition), behind in lag.items():
             since = self.delivered.setdefault((topic, partition), now)
-            if not behind or now - since < STUCK_S:
+            if now - since < STUCK_S:
+                continue
+            if not behind:
+                applied = self.positions.expected(topic, partition)
+                if applied is not None and self.order.received(topic, partition) is None:
+                    await release_applied(consumer, topic, partition, applied)
                 continue
             start = self.positions.expected(topic, partition) or 0
             log.warning(

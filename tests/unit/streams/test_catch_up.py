@@ -121,3 +121,26 @@ def test_the_look_does_not_wait_for_a_batch_in_progress() -> None:
     asyncio.run(during_a_batch())
 
     assert consumer.seeks == [(SUBS0, 1)]
+
+
+def test_a_quiet_partition_applied_to_its_end_is_released_for_faust_to_commit() -> None:
+    # given subscriptions[0] applied to its end (offsets 0-9), and Faust's commit stuck at 4
+    # with nothing acknowledged past it (it forgot them in rebalances and never hands them
+    # over again)
+    clock = [100.0]
+    billing, consumer = billing_at({SUBS0: 10, REQS0: 0}, clock)
+    billing.positions.complete(topics.SUBSCRIPTIONS, 0, 9)
+    billing.positions.save()
+    consumer._committed_offset[SUBS0] = 4
+
+    asyncio.run(billing.catch_up())  # it delivered just now: left to Faust
+    assert consumer.gaps == [] and consumer._acked[SUBS0] == []
+    clock[0] += STUCK_S
+    asyncio.run(billing.catch_up())
+
+    # then the last applied offset is acknowledged and the ones before it are a gap, so
+    # Faust's next commit reaches the position; nothing is sought
+    assert consumer._acked[SUBS0] == [9] and consumer._acked_index[SUBS0] == {9}
+    assert consumer.gaps == [(SUBS0, 4, 8)] and consumer.seeks == []
+    asyncio.run(billing.catch_up())  # once
+    assert consumer._acked[SUBS0] == [9]

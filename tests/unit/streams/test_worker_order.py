@@ -80,6 +80,8 @@ class FaustConsumer:
     def __init__(self) -> None:
         self._committed_offset: dict[Any, int | None] = defaultdict(lambda: None)
         self._acked: dict[Any, list[int]] = defaultdict(list)
+        self._acked_index: dict[Any, set[int]] = defaultdict(set)
+        self._n_acked = 0
         self.gaps: list[tuple[Any, int, int]] = []
         self.ends: dict[tuple[str, int], int] = {}
 
