@@ -16,6 +16,7 @@ topics, which our inputs are not). The worker does not rely on Faust for this:
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -26,6 +27,8 @@ from faust.types.tuples import ack_lock
 from metering.errors import ServiceUnavailable
 from metering.kafka_security import KafkaSecurity
 from streams.scope import applying
+
+log = logging.getLogger(__name__)
 
 READ_TIMEOUT_S = 60.0
 """How long a re-read may take before the worker stops (a billing worker must not skip)."""
@@ -161,6 +164,10 @@ async def release_applied(consumer: Any, topic: str, partition: int, applied: in
     if committed is None or applied <= committed + 1:  # Faust commits over one offset itself
         return
     last = applied - 1
+    log.warning(
+        "Faust's commit of %s[%d] stopped at %d, the worker applied up to %d: acknowledged "
+        "for Faust to commit", topic, partition, committed, last,
+    )  # fmt: skip
     with ack_lock:
         index = consumer._acked_index[tp]
         if last not in index:
