@@ -569,3 +569,21 @@ def test_a_batch_of_consecutive_records_of_an_unordered_topic_re_reads_nothing()
 
     assert reader.reads == []
     assert billing.positions.expected(topics.DISCOUNTS, 0) == 4
+
+
+def test_a_partition_never_applied_is_due_from_its_log_start() -> None:
+    # given a worker killed while it held the first records of a partition (none applied, so
+    # no position), and Faust, which had committed past them, resuming after them
+    reader = LogReader()
+    billing = worker(reader)
+    asyncio.run(billing.handle([Message(topics.SUBSCRIPTIONS, 0, encode(started()))]))
+    chats = [
+        reader.append(Message(topics.REQUESTS, n, encode(request(start=at(n), request_id=f"r{n}"))))
+        for n in range(4)
+    ]  # fmt: skip
+
+    asyncio.run(billing.handle([chats[3]]))
+
+    # then the records before it are read from the log start and applied first
+    assert reader.reads == [(topics.REQUESTS, 0, 0, 3)]
+    assert billing.positions.expected(topics.REQUESTS, 0) == 4
