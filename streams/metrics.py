@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from faust.exceptions import ConsumerNotStarted
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -71,6 +71,12 @@ class WorkerMetrics:
             "metering_discount_fence_wait_seconds",
             "Seconds a batch of requests waited for discount changes published before it",
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30),
+            registry=self.registry,
+        )
+        self.held = Gauge(
+            "metering_input_records_held",
+            "Input records delivered and waiting for a topic of their partition that is behind "
+            "its end, to be folded in publication order",
             registry=self.registry,
         )
         self.order_forced = Counter(

@@ -138,6 +138,7 @@ class BillingWorker:
             rank=lambda topic: topics.SAME_INSTANT_ORDER.index(topology.unprefixed(topic)),
             hold_max_s=HOLD_MAX_S,
         )
+        self.metrics.held.set_function(self.order.held)
         self.feed = feed or TopicFeed(
             topology.prefix + topics.DISCOUNTS, topology.bootstrap_servers, topology.security
         )
