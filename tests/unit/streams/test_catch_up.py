@@ -144,3 +144,26 @@ def test_a_quiet_partition_applied_to_its_end_is_released_for_faust_to_commit() 
     assert consumer.gaps == [(SUBS0, 4, 8)] and consumer.seeks == []
     asyncio.run(billing.catch_up())  # once
     assert consumer._acked[SUBS0] == [9]
+
+
+def test_a_released_partition_holds_each_acknowledged_offset_once_and_no_gap_over_one() -> None:
+    # given subscriptions[0] applied to offset 9, Faust's commit at 4, an acknowledgement
+    # left twice by Faust's own merge of a gap (which cuts the run it commits) and an old
+    # gap over an offset acknowledged since
+    clock = [100.0]
+    billing, consumer = billing_at({SUBS0: 10, REQS0: 0}, clock)
+    billing.positions.complete(topics.SUBSCRIPTIONS, 0, 9)
+    billing.positions.save()
+    consumer._committed_offset[SUBS0] = 4
+    consumer._acked[SUBS0] = [6, 6, 7]
+    consumer._acked_index[SUBS0] = {6, 7}
+    consumer._gap[SUBS0].addi(5, 8)
+    clock[0] += STUCK_S
+
+    asyncio.run(billing.catch_up())
+
+    # then each acknowledged offset is there once, the old gap is gone and the offsets
+    # between them are declared again: one consecutive run up to the position
+    assert consumer._acked[SUBS0] == [6, 7, 9] and consumer._acked_index[SUBS0] == {6, 7, 9}
+    assert not consumer._gap[SUBS0]
+    assert consumer.gaps == [(SUBS0, 4, 5), (SUBS0, 8, 8)]

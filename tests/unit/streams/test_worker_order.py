@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from faust.types import TP
+from intervaltree import IntervalTree
 
 from billing.catalog import load_catalog
 from schemas import topics
@@ -81,6 +82,7 @@ class FaustConsumer:
         self._committed_offset: dict[Any, int | None] = defaultdict(lambda: None)
         self._acked: dict[Any, list[int]] = defaultdict(list)
         self._acked_index: dict[Any, set[int]] = defaultdict(set)
+        self._gap: dict[Any, IntervalTree] = defaultdict(IntervalTree)
         self._n_acked = 0
         self.gaps: list[tuple[Any, int, int]] = []
         self.ends: dict[tuple[str, int], int] = {}
