@@ -16,8 +16,10 @@ topics, which our inputs are not). The worker does not rely on Faust for this:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -211,21 +213,23 @@ class RangeReader:
         self.security = security or KafkaSecurity()  # the worker passes its topology's
 
     async def read(self, topic: str, partition: int, start: int, stop: int) -> list[InputRecord]:
-        consumer = group_less_consumer(self.bootstrap_servers, self.security)
-        await consumer.start()
-        try:
+        async with self.consumer() as consumer:
             return await read_range(consumer, topic, partition, start, stop)
-        finally:
-            await consumer.stop()
 
     async def log_starts(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        async with self.consumer() as consumer:
+            starts = await consumer.beginning_offsets([TopicPartition(*tp) for tp in partitions])
+        return {(tp.topic, tp.partition): offset for tp, offset in starts.items()}
+
+    @contextlib.asynccontextmanager
+    async def consumer(self) -> AsyncIterator[AIOKafkaConsumer]:
+        """A started group-less consumer for one call, stopped after it."""
         consumer = group_less_consumer(self.bootstrap_servers, self.security)
         await consumer.start()
         try:
-            starts = await consumer.beginning_offsets([TopicPartition(*tp) for tp in partitions])
+            yield consumer
         finally:
             await consumer.stop()
-        return {(tp.topic, tp.partition): offset for tp, offset in starts.items()}
 
 
 def group_less_consumer(bootstrap_servers: str, security: KafkaSecurity) -> AIOKafkaConsumer:

@@ -36,7 +36,7 @@ import asyncio
 import heapq
 import logging
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -218,7 +218,12 @@ class BillingWorker:
                             else:
                                 ready.append((event, record))
                                 taken[record.topic, record.partition] = record.offset + 1
-                await self.learn_log_starts()
+                await self.learn_log_starts(
+                    (topic, partition)
+                    for partition in self.order.partitions
+                    for topic in self.order.topics
+                    if self.positions.expected(topic, partition) is None
+                )
                 ready += self.released(now)
                 for event, record in ready:
                     # Each record is applied, and its writes later saved, in its partition.
@@ -254,32 +259,17 @@ class BillingWorker:
             for topic, _, result in folded:
                 self.metrics.observe(topic, result)
 
-    async def learn_log_starts(self) -> None:
-        """Ask the broker once where each ordered partition never applied here begins.
+    async def learn_log_starts(self, partitions: Iterable[tuple[str, int]]) -> None:
+        """Ask the broker once where each of ``partitions`` (never applied here) begins.
 
-        Without a position, "caught up" counts from there: a topic whose records retention
-        deleted before this worker read any would otherwise look behind its end for ever,
-        and every record of its partition would wait ``HOLD_MAX_S``."""
-        unknown = [
-            (topic, partition)
-            for partition in self.order.partitions
-            for topic in self.order.topics
-            if (topic, partition) not in self.log_starts
-            and self.positions.expected(topic, partition) is None
-        ]
+        Without a position, a partition counts from there. Continuity: Faust commits past
+        records the worker holds, and a worker killed while holding a partition's first
+        records restarts past them (the kill -9 chaos run charged later requests first, on
+        accounts without their windows). Order: a topic whose records retention deleted
+        before this worker read any would look behind its end for ever."""
+        unknown = [tp for tp in partitions if tp not in self.log_starts]
         if unknown:
             self.log_starts.update(await self.reader.log_starts(unknown))
-
-    async def log_start(self, topic: str, partition: int) -> int:
-        """Where ``topic[partition]`` begins on the broker (asked once).
-
-        Faust commits past records the worker holds, and a worker killed while holding the
-        first records of a partition (none applied: no position) restarts past them: only
-        the log start tells that they are due (the kill -9 chaos run charged a partition's
-        later requests first, on an account without its windows)."""
-        if (topic, partition) not in self.log_starts:
-            self.log_starts.update(await self.reader.log_starts([(topic, partition)]))
-        return self.log_starts[topic, partition]
 
     def released(self, now: float) -> list[Held]:
         """Step 0, order: the held records that may be folded now, partition by partition.
@@ -289,15 +279,18 @@ class BillingWorker:
         assigned = self.assigned()
         applied: dict[tuple[str, int], int] = {}  # positions, read once per call
 
-        def caught_up(topic: str, partition: int, given: int | None) -> bool:
-            high = self.topology.app.consumer.highwater(TP(topic, partition))
-            if high is None:
-                return False  # not fetched yet: unknown, not empty
+        def position(topic: str, partition: int) -> int:
             if (topic, partition) not in applied:
                 expected = self.positions.expected(topic, partition)
                 start = self.log_starts.get((topic, partition), 0)
                 applied[topic, partition] = start if expected is None else expected
-            return max(applied[topic, partition], given or 0) >= high
+            return applied[topic, partition]
+
+        def caught_up(topic: str, partition: int, given: int | None) -> bool:
+            high = self.topology.app.consumer.highwater(TP(topic, partition))
+            if high is None:
+                return False  # not fetched yet: unknown, not empty
+            return max(position(topic, partition), given or 0) >= high
 
         ready: list[Held] = []
         for partition in self.order.partitions:
@@ -311,10 +304,11 @@ class BillingWorker:
                     "partition %d: %d records folded out of publication order, after waiting "
                     "%.0f s for a topic behind its end", partition, released.forced, HOLD_MAX_S,
                 )  # fmt: skip
-            for event, record in released.records:
-                with applying(event):
-                    if record.offset >= (self.positions.expected(record.topic, partition) or 0):
-                        ready.append((event, record))
+            ready += [
+                (event, record)
+                for event, record in released.records
+                if record.offset >= position(record.topic, partition)
+            ]
         return ready
 
     def assigned(self) -> set[int] | None:
@@ -338,8 +332,9 @@ class BillingWorker:
             taken.get((topic, partition)),
         )
         found = [offset for offset in known if offset is not None]
-        # never applied here: everything from its log start is due
-        expected = max(found) if found else await self.log_start(topic, partition)
+        if not found:  # never applied here: everything from its log start is due
+            await self.learn_log_starts([(topic, partition)])
+        expected = max(found) if found else self.log_starts[topic, partition]
         if message.offset < expected:
             return []
         # every record before this one is (or will now be) applied
