@@ -123,15 +123,21 @@ def test_the_look_does_not_wait_for_a_batch_in_progress() -> None:
     assert consumer.seeks == [(SUBS0, 1)]
 
 
+def applied_to_its_end_committed_at_4(clock: list[float]) -> tuple[BillingWorker, Consumer]:
+    """subscriptions[0] applied to its end (offsets 0-9), Faust's commit at offset 4."""
+    billing, consumer = billing_at({SUBS0: 10, REQS0: 0}, clock)
+    billing.positions.complete(topics.SUBSCRIPTIONS, 0, 9)
+    billing.positions.save()
+    consumer._committed_offset[SUBS0] = 4
+    return billing, consumer
+
+
 def test_a_quiet_partition_applied_to_its_end_is_released_for_faust_to_commit() -> None:
     # given subscriptions[0] applied to its end (offsets 0-9), and Faust's commit stuck at 4
     # with nothing acknowledged past it (it forgot them in rebalances and never hands them
     # over again)
     clock = [100.0]
-    billing, consumer = billing_at({SUBS0: 10, REQS0: 0}, clock)
-    billing.positions.complete(topics.SUBSCRIPTIONS, 0, 9)
-    billing.positions.save()
-    consumer._committed_offset[SUBS0] = 4
+    billing, consumer = applied_to_its_end_committed_at_4(clock)
 
     asyncio.run(billing.catch_up())  # it delivered just now: left to Faust
     assert consumer.gaps == [] and consumer._acked[SUBS0] == []
@@ -151,10 +157,7 @@ def test_a_released_partition_holds_each_acknowledged_offset_once_and_no_gap_ove
     # left twice by Faust's own merge of a gap (which cuts the run it commits) and an old
     # gap over an offset acknowledged since
     clock = [100.0]
-    billing, consumer = billing_at({SUBS0: 10, REQS0: 0}, clock)
-    billing.positions.complete(topics.SUBSCRIPTIONS, 0, 9)
-    billing.positions.save()
-    consumer._committed_offset[SUBS0] = 4
+    billing, consumer = applied_to_its_end_committed_at_4(clock)
     consumer._acked[SUBS0] = [6, 6, 7]
     consumer._acked_index[SUBS0] = {6, 7}
     consumer._gap[SUBS0].addi(5, 8)

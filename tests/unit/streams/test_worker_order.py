@@ -531,17 +531,24 @@ def test_offsets_faust_skipped_after_a_rebalance_do_not_stop_its_commits() -> No
     assert consumer.gaps == [(tp, 4, 9)]
 
 
-def test_records_faust_acknowledged_but_the_worker_forgot_do_not_stop_its_commits() -> None:
-    # given a partition applied up to offset 3; Faust handed over 4 and 5 and acknowledged
-    # them, but the worker only held them and forgot them when the partition moved away
-    # (streams.input_order), and Faust's last commit is at offset 4
+def subscribed_with_chats_in_the_log(count: int) -> tuple[BillingWorker, LogReader, list[Message]]:
+    """A worker that applied ``acct_1``'s ``started``, and ``count`` chats of it on the broker
+    (requests[0], offsets 0 up), none handed over yet."""
     reader = LogReader()
     billing = worker(reader)
     asyncio.run(billing.handle([Message(topics.SUBSCRIPTIONS, 0, encode(started()))]))
     chats = [
         reader.append(Message(topics.REQUESTS, n, encode(request(start=at(n), request_id=f"r{n}"))))
-        for n in range(11)
+        for n in range(count)
     ]  # fmt: skip
+    return billing, reader, chats
+
+
+def test_records_faust_acknowledged_but_the_worker_forgot_do_not_stop_its_commits() -> None:
+    # given a partition applied up to offset 3; Faust handed over 4 and 5 and acknowledged
+    # them, but the worker only held them and forgot them when the partition moved away
+    # (streams.input_order), and Faust's last commit is at offset 4
+    billing, reader, chats = subscribed_with_chats_in_the_log(11)
     asyncio.run(billing.handle(chats[:4]))
     consumer = billing.topology.app.consumer
     tp = (topics.REQUESTS, 0)
@@ -576,13 +583,7 @@ def test_a_batch_of_consecutive_records_of_an_unordered_topic_re_reads_nothing()
 def test_a_partition_never_applied_is_due_from_its_log_start() -> None:
     # given a worker killed while it held the first records of a partition (none applied, so
     # no position), and Faust, which had committed past them, resuming after them
-    reader = LogReader()
-    billing = worker(reader)
-    asyncio.run(billing.handle([Message(topics.SUBSCRIPTIONS, 0, encode(started()))]))
-    chats = [
-        reader.append(Message(topics.REQUESTS, n, encode(request(start=at(n), request_id=f"r{n}"))))
-        for n in range(4)
-    ]  # fmt: skip
+    billing, reader, chats = subscribed_with_chats_in_the_log(4)
 
     asyncio.run(billing.handle([chats[3]]))
 
