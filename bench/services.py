@@ -31,7 +31,7 @@ from deploy.kafka.config import free_ports
 from deploy.kafka.launcher import LocalKafka
 from metering.demo.stack import WORKER_START_TIMEOUT_S, ledger_sink, worker_process
 from metering.settings import Settings, load_settings
-from metering.sink import LedgerSink
+from metering.sink.consumer import LedgerSink
 from metering.warehouse import connect, migrate, release
 from streams.admin import ensure_topics
 

@@ -1,7 +1,8 @@
 """Charging one request: dedup, validation against the account, funding, windows, ledger entry.
 
 Steps, in this order (each a rule of SPEC.md "Charging" / "Windows and routing"):
-1. A ``request_id`` already charged is a duplicate (same content) or a conflict (DLQ).
+1. A ``request_id`` already charged is a duplicate (same content) or a conflict (DLQ; told
+   apart only when ``Policy.tell_conflicts``).
 2. Refuse what cannot be charged: future timestamps, unknown account or model, a model the
    plan does not allow, a start older than the dedup horizon.
 3. Let time pass to the request's ``completed_at`` (resets due before it are applied first).
@@ -81,7 +82,7 @@ def charge(
     ``entry_id`` is ``charge_entry_id`` of the request: the caller computed it to look up
     ``prior``, and it is a hash, not free to compute twice per request.
     """
-    print_ = fingerprint(request)
+    print_ = fingerprint(request) if policy.tell_conflicts else ""
     # Step 1. (Only a request id seen before can be a repeat: the message is built for those.)
     if prior is not None:
         repeat = already_applied(

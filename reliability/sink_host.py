@@ -25,7 +25,8 @@ import orjson
 from clickhouse_connect.driver.client import Client
 
 from metering.demo.stack import ledger_sink
-from metering.sink import ClickHouseLedgerStore, LedgerSink
+from metering.sink.consumer import LedgerSink
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import connect, migrate, release
 from reliability.outage import OutageClient
 

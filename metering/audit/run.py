@@ -1,6 +1,6 @@
 """One audit: the stored bill, the raw log re-folded by the core, the statement and the diff.
 
-The two sides are read independently — ClickHouse through ``ClickHouseLedgerStore`` and the
+The two sides are read independently — ClickHouse through ``metering.audit.stored`` and the
 raw input log from Kafka (or a ``LOG.jsonl``) — and meet only in ``diff_entries``.
 """
 
@@ -15,15 +15,14 @@ from billing.catalog.model import Catalog
 from billing.policy import Policy
 from metering.audit.derive import derive
 from metering.audit.diff import EntryDiff, diff_entries
-from metering.audit.rows import LEDGER_ORDER, from_tuples
+from metering.audit.rows import LEDGER_ORDER
 from metering.audit.span import AuditSpan
 from metering.audit.statement import Statement, build_statement, statement_hash
-from metering.errors import InputError, ServiceUnavailable
+from metering.audit.stored import StoredRows
+from metering.errors import InputError
 from metering.replay.collector import collector_paused
 from metering.replay.kafka_log import mentions, read_inputs
 from metering.replay.logfile import LogRecord, read_log
-from metering.sink.writer import ClickHouseLedgerStore
-from metering.warehouse.client import error_reason
 
 Progress = Callable[[int, int], None]
 """``(done, total)`` while the raw log is read: records from Kafka, bytes from a file."""
@@ -78,31 +77,27 @@ def read_kafka(
 def audit(
     account_id: str,
     span: AuditSpan,
-    store: ClickHouseLedgerStore,
+    stored_rows: StoredRows,
     records: list[LogRecord],
     catalog: Catalog,
     policy: Policy | None = None,
 ) -> AuditReport:
-    """Compare the stored bill of ``account_id`` over ``span`` with the one ``records`` give."""
+    """Compare the stored bill of ``account_id`` over ``span`` (``stored_rows``, asked after
+    the fold: it may be read in the background meanwhile) with the one ``records`` give."""
     with collector_paused():
-        return _audit(account_id, span, store, records, catalog, policy)
+        return _audit(account_id, span, stored_rows, records, catalog, policy)
 
 
 def _audit(
     account_id: str,
     span: AuditSpan,
-    store: ClickHouseLedgerStore,
+    stored_rows: StoredRows,
     records: list[LogRecord],
     catalog: Catalog,
     policy: Policy | None,
 ) -> AuditReport:
-    try:
-        stored = from_tuples(store.rows(account_id, (span.start, span.end)))
-    except Exception as exc:  # any store failure is one readable line, not a traceback
-        raise ServiceUnavailable(
-            f"cannot read the ledger of {store.database} from ClickHouse: {error_reason(exc)}"
-        ) from None
     derivation = derive(records, account_id, catalog, policy)
+    stored = stored_rows()
     derived = sorted((r for r in derivation.rows if span.holds(r.started_at)), key=LEDGER_ORDER)
     statement = build_statement(account_id, span, stored, derivation.windows)
     sha256 = statement_hash(statement)

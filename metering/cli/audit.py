@@ -14,11 +14,11 @@ from billing.catalog import load_catalog
 from metering.audit.render import FORMATS, as_csv, as_json, as_tables
 from metering.audit.run import AuditReport, audit, read_kafka, read_log_file
 from metering.audit.span import choose_span
+from metering.audit.stored import stored_rows
 from metering.cli.progress import progress_bar
 from metering.errors import ConfigError, InputError
 from metering.settings import load_settings
-from metering.sink.writer import ClickHouseLedgerStore
-from metering.warehouse import DEFAULT_DATABASE, connect
+from metering.warehouse import DEFAULT_DATABASE
 
 app = typer.Typer(help="Audit an account's bill: ClickHouse against the raw input log.")
 
@@ -61,9 +61,9 @@ def audit_command(
             "KAFKA_BOOTSTRAP_SERVERS is not set: the audit reads the raw input topics from the "
             "broker (or give --log LOG.jsonl)"
         )
-    store = ClickHouseLedgerStore(connect(settings.ledger_store_url), database)
     err = Console(stderr=True)
-    with progress_bar(err, quiet=quiet) as progress:
+    stored = stored_rows(settings.ledger_store_url, database, account, span)
+    with stored, progress_bar(err, quiet=quiet) as progress:
         task = progress.add_task("reading the raw log", total=None)
 
         def advance(done: int, total: int) -> None:
@@ -76,8 +76,9 @@ def audit_command(
             records = read_kafka(
                 settings.kafka_bootstrap_servers, settings.topic_prefix, account, advance
             )
+        stored.raise_if_failed()
         progress.update(task, description="re-deriving and comparing")
-        report = audit(account, span, store, records, loaded)
+        report = audit(account, span, stored, records, loaded)
     _emit(report, output_format)
     if not report.clean:
         err.print(

@@ -20,15 +20,10 @@ from prometheus_client import start_http_server
 
 from metering.errors import ConfigError, ServiceUnavailable
 from metering.settings import Settings, load_settings
-from metering.sink import (
-    ClickHouseLedgerStore,
-    LedgerSink,
-    LedgerWriter,
-    SinkConfig,
-    SinkMetrics,
-    kafka_consumer,
-)
+from metering.sink.consumer import LedgerSink, SinkConfig, kafka_consumer
+from metering.sink.metrics import SinkMetrics
 from metering.sink.roles import ROLES, apply_roles
+from metering.sink.writer import ClickHouseLedgerStore, LedgerWriter
 from metering.warehouse import (
     DEFAULT_DATABASE,
     DEFAULT_MIGRATIONS_DIR,

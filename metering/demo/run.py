@@ -41,7 +41,8 @@ from metering.demo.traffic import TrafficStats, drive
 from metering.errors import ServiceUnavailable
 from metering.replay.kafka_log import read_inputs
 from metering.settings import Settings
-from metering.sink import ClickHouseLedgerStore, LedgerSink
+from metering.sink.consumer import LedgerSink
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import connect, migrate, release
 from simulator.config import SimulationConfig
 from streams.admin import ensure_topics

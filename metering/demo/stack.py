@@ -22,14 +22,9 @@ from deploy.kafka.launcher import LocalKafka
 from deploy.kafka.probe import broker_answers
 from metering.errors import ServiceUnavailable
 from metering.settings import Settings
-from metering.sink import (
-    ClickHouseLedgerStore,
-    LedgerSink,
-    LedgerWriter,
-    SinkConfig,
-    SinkMetrics,
-    kafka_consumer,
-)
+from metering.sink.consumer import LedgerSink, SinkConfig, kafka_consumer
+from metering.sink.metrics import SinkMetrics
+from metering.sink.writer import ClickHouseLedgerStore, LedgerWriter
 
 WORKER_READY = b"[^Worker]: Ready"
 WORKER_START_TIMEOUT_S = 120.0

@@ -107,6 +107,14 @@ def connect(url: str) -> Client:
         return client
 
 
+def open_here(url: str) -> bool:
+    """Whether this process already has ``url`` open (then a chDB path is locked to it)."""
+    store = parse_url(url)
+    with _lock:
+        _forget_other_processes()
+        return store.key in _clients
+
+
 def release(url: str) -> None:
     """Close this process's client for ``url`` (frees the chDB path for another one)."""
     store = parse_url(url)

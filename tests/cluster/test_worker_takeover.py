@@ -26,7 +26,7 @@ from clickhouse_connect.driver.client import Client
 
 from deploy.kafka.config import free_ports
 from metering.demo.stack import worker_process
-from metering.sink import ClickHouseLedgerStore
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from schemas import topics
 from schemas.ledger import LedgerEntry

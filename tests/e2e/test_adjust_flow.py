@@ -20,8 +20,9 @@ from billing.catalog import default_catalog_path, load_catalog
 from gateway import SyncPublisher
 from metering.audit.run import audit, read_kafka
 from metering.audit.span import month_span
+from metering.audit.stored import ReadHere
 from metering.corrections import Decision, FullyReversed, issue_adjustment
-from metering.sink import ClickHouseLedgerStore
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from schemas import topics
 from tests.e2e.conftest import collect, publish
@@ -145,9 +146,9 @@ async def test_a_correction_frees_an_exhausted_window_and_shows_in_ledger_routin
 
     # and the audit of the month (ClickHouse against the raw log) shows it and is clean
     records = await asyncio.to_thread(read_kafka, kafka_bootstrap, prefix, ACCOUNT, None)
-    report = audit(
-        ACCOUNT, month_span(now.strftime("%Y-%m")), store, records, load_catalog(one_flow_cap)
-    )
+    span = month_span(now.strftime("%Y-%m"))
+    stored_rows = ReadHere(store, ACCOUNT, span)
+    report = audit(ACCOUNT, span, stored_rows, records, load_catalog(one_flow_cap))
     assert report.clean, [d.describe() for d in report.diff]
     assert [(c["entry_id"], c["adjusts_entry_id"]) for c in report.statement["corrections"]] == [
         (decision.entry_id, crossing.entry_id)

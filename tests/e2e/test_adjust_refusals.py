@@ -26,7 +26,7 @@ from metering.corrections import (
 )
 from metering.corrections.remainder import show
 from metering.errors import InputError
-from metering.sink import ClickHouseLedgerStore
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from schemas.adjustments import Adjustment
 from schemas.ledger import LedgerEntry

@@ -18,11 +18,12 @@ from typer.testing import CliRunner
 from billing.catalog import load_catalog
 from metering.audit.run import AuditReport, audit
 from metering.audit.span import month_span
+from metering.audit.stored import ReadHere
 from metering.cli.audit import app as audit_cli
 from metering.replay.kafka_log import read_inputs
 from metering.replay.run import replay_file
 from metering.settings import load_settings
-from metering.sink import ClickHouseLedgerStore
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from schemas import topics
 from schemas.ledger import LedgerEntry
@@ -118,7 +119,8 @@ async def test_the_ledger_in_clickhouse_equals_the_offline_replay(
 
     async def audited(account: str, month: str) -> AuditReport:
         records = await read_inputs(kafka_bootstrap, kafka_topic_prefix, account_id=account)
-        return audit(account, month_span(month), store, records, load_catalog())
+        span = month_span(month)
+        return audit(account, span, ReadHere(store, account, span), records, load_catalog())
 
     for account, month in bills:
         report = await audited(account, month)

@@ -25,10 +25,7 @@ from clickhouse_connect.driver.client import Client
 
 from billing.charging import charge_entry_id
 from metering.demo.stack import ledger_sink
-from metering.sink import (
-    SinkConfig,
-    kafka_consumer,
-)
+from metering.sink.consumer import SinkConfig, kafka_consumer
 from metering.warehouse import migrate
 from schemas import topics
 from schemas.ledger import LedgerEntry

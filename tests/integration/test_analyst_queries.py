@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from metering.sink import ClickHouseLedgerStore
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from metering.warehouse.queries import QUERIES_DIR as QUERIES
 from metering.warehouse.queries import run_query

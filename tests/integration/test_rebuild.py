@@ -14,7 +14,8 @@ from clickhouse_connect.driver.client import Client
 
 from metering.rebuild import CountMismatch, LedgerTopic, Rebuilt, SourceMissing, Tally, rebuild
 from metering.rebuild.checkpoint import Checkpoint
-from metering.sink import ClickHouseLedgerStore, SinkConfig
+from metering.sink.consumer import SinkConfig
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from metering.warehouse.queries import run_query
 from metering.warehouse.teardown import ledger_objects

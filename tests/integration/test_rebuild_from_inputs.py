@@ -17,7 +17,7 @@ from clickhouse_connect.driver.client import Client
 from billing.catalog import load_catalog
 from deploy.kafka.config import free_ports
 from metering.rebuild import InputTopics, LedgerTopic, rebuild
-from metering.sink import ClickHouseLedgerStore
+from metering.sink.writer import ClickHouseLedgerStore
 from schemas import topics
 from tests.e2e.conftest import collect, publish, running_worker
 from tests.factories import topic_for

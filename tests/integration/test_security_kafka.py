@@ -34,7 +34,7 @@ from gateway import Publisher, RoutingView
 from metering.demo.stack import ledger_sink
 from metering.kafka_security import KafkaSecurity
 from metering.settings import Settings
-from metering.sink import SinkConfig, kafka_consumer
+from metering.sink.consumer import SinkConfig, kafka_consumer
 from metering.warehouse import migrate
 from schemas import topics
 from tests.e2e.conftest import running_worker

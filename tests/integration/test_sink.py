@@ -18,7 +18,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from clickhouse_connect.driver.client import Client
 
-from metering.sink import ClickHouseLedgerStore, SinkConfig, kafka_consumer
+from metering.sink.consumer import SinkConfig, kafka_consumer
+from metering.sink.writer import ClickHouseLedgerStore
 from metering.warehouse import migrate
 from schemas import topics
 from schemas.ledger import LedgerEntry

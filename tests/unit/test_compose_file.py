@@ -12,7 +12,7 @@ import yaml
 
 from metering.cli import worker as worker_cli
 from metering.settings import REPO_ROOT, Settings
-from metering.sink import SinkConfig
+from metering.sink.consumer import SinkConfig
 from tests.fixtures.clickhouse import CLICKHOUSE_IMAGE
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"

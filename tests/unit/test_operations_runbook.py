@@ -41,7 +41,7 @@ def runbook_commands() -> list[str]:
 @pytest.fixture(scope="module")
 def cli() -> Any:
     """The CLI as a click command tree (typer vendors its own click: duck-typed here)."""
-    _register()
+    _register([])
     return typer.main.get_command(app)
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from billing.catalog import Catalog, load_catalog
 from billing.engine import Engine
+from billing.policy import Policy
 from billing.replay import Replay
 from schemas.dlq import DeadLetter
 from schemas.ledger import LedgerEntry
@@ -30,8 +31,10 @@ class Run:
         return next(e for e in self.ledger if e.request_id == request_id and e.kind == "charge")
 
 
-def run_scenario(values: list[Any], catalog: Catalog | None = None) -> Run:
-    engine = Engine(catalog or load_catalog(), accounts={}, seen={}, discounts={})
+def run_scenario(
+    values: list[Any], catalog: Catalog | None = None, policy: Policy | None = None
+) -> Run:
+    engine = Engine(catalog or load_catalog(), accounts={}, seen={}, discounts={}, policy=policy)
     result = Run(engine=engine)
     for item in Replay(engine).run(records(values)):
         result.order.append(item.topic)

@@ -10,6 +10,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from billing.policy import Policy
 from tests.factories import at, discount, lifecycle, request, started
 from tests.unit.billing.conftest import run_scenario
 
@@ -136,3 +137,27 @@ def test_shuffling_duplicates_into_the_log_changes_nothing(
         e.model_dump(exclude={"source_offset"}) for e in baseline.ledger
     ]
     assert [d.code for d in again.dead] == [d.code for d in baseline.dead]
+
+
+@PROPERTY
+@given(logs(), st.data())
+def test_a_fold_that_does_not_tell_conflicts_gives_the_same_ledger_and_windows(
+    values: list[dict[str, Any]], data: st.DataObject
+) -> None:
+    """``Policy.tell_conflicts`` off (the audit's fold) loses only the DLQ's ``conflict``
+    code: repeats of request ids, with the same content or another, change nothing else."""
+    noisy = list(values)
+    for value in values:
+        if "request_id" in value and data.draw(st.booleans()):
+            repeat = dict(value)
+            if data.draw(st.booleans()):  # a conflict: the same id, other usage
+                repeat["usage"] = {**value["usage"], "output_tokens": data.draw(st.integers(0, 9))}
+            original = next(i for i, v in enumerate(noisy) if v is value)
+            noisy.insert(data.draw(st.integers(original + 1, len(noisy))), repeat)
+    told = run_scenario(noisy)
+    untold = run_scenario(noisy, policy=Policy(tell_conflicts=False))
+    assert [e.model_dump() for e in untold.ledger] == [e.model_dump() for e in told.ledger]
+    assert untold.quota == told.quota and untold.routing == told.routing
+    assert told.engine is not None and untold.engine is not None
+    assert untold.engine.accounts == told.engine.accounts
+    assert [d.code for d in untold.dead] == [d.code for d in told.dead if d.code != "conflict"]
