@@ -17,3 +17,8 @@ class InputError(MeteringError):
 
 class ConsistencyError(MeteringError):
     """Two derivations of the same bill disagree (ClickHouse against the replay)."""
+
+
+class IncompleteLog(MeteringError):
+    """A topic read from its beginning lost its first records (a time or size retention, or
+    deleted records): what is folded or copied from it would silently lack them."""

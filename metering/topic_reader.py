@@ -2,7 +2,8 @@
 
 Every call opens its own client, so a broker restart between two calls costs nothing; a call
 made *during* a restart raises ``KafkaError`` and the caller retries. The DLQ tool reads its
-topic this way, and so does the reliability harness.
+topic this way, and so does the reliability harness. ``require_whole`` is the check of every
+reader that must see a topic from its very first record (audit, rebuild).
 """
 
 from __future__ import annotations
@@ -14,10 +15,27 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from metering.errors import ServiceUnavailable
+from metering.errors import IncompleteLog, ServiceUnavailable
 from metering.kafka_security import KafkaSecurity, client_options
 
 READ_TIMEOUT_S = 120.0
+
+
+def require_whole(beginnings: dict[TopicPartition, int], purpose: str) -> None:
+    """Raise ``IncompleteLog`` unless every partition still begins at offset 0.
+
+    The system-of-record topics are created to be kept forever (``streams.admin``); one whose
+    first records are gone (an older topic, or a retention set by hand) cannot back an audit
+    or a rebuild: a subscription's ``started`` deleted after a week would make the fold
+    refuse every request of the account, and a ledger would come back without its oldest
+    entries while its count check still passed."""
+    for tp, offset in sorted(beginnings.items()):
+        if offset > 0:
+            raise IncompleteLog(
+                f"{tp.topic}[{tp.partition}] begins at offset {offset}: its first records were "
+                f"deleted (retention), so {purpose} would silently lack them; keep the topic "
+                "forever (retention.ms=-1, see docs/OPERATIONS.md)"
+            )
 
 
 @contextlib.asynccontextmanager

@@ -2,7 +2,9 @@
 
 Every topic gets the configured partitions and a replication that fits the cluster
 (``replication_for``: 1 broker → 1 copy; 3 or more → 3 copies, 2 of which must acknowledge a
-write); ``metering.routing`` is compacted (gateways read the latest route per account).
+write); ``metering.routing`` is compacted (gateways read the latest route per account); the
+inputs, the ledger and the DLQ are kept forever (``RECORD_TOPICS``). An existing record
+topic with a retention is left as it is, and named in a warning.
 Changelogs are Faust's own, compacted and without time retention, replicated the same way
 (``streams.topology``). Topics that already exist are left as they are.
 """
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from metering.errors import ConfigError
@@ -81,14 +84,42 @@ async def cluster_replication(settings: Settings, bootstrap_servers: str) -> Rep
         await admin.close()
 
 
+RECORD_TOPICS = (*topics.INPUT_TOPICS, topics.LEDGER, topics.DLQ)
+"""The system of record: the raw inputs an audit or a rebuild folds from their beginning, the
+immutable ledger, and the dead letters kept with their reason."""
+
+KEEP_FOREVER = {"retention.ms": "-1", "retention.bytes": "-1"}
+"""No time or size retention. A broker's default (7 days) would delete an account's
+``started`` a week after it subscribed, and every audit or rebuild from Kafka after that
+would fold the account without it (readers refuse such a topic: ``require_whole``)."""
+
+
 def topic_configs(name: str) -> dict[str, str]:
     if name == topics.ROUTING:
         return {"cleanup.policy": "compact"}
+    if name in RECORD_TOPICS:
+        return dict(KEEP_FOREVER)
     return {}
 
 
 CHANGELOG_CONFIGS = {"cleanup.policy": "compact"}
 """Faust's own setting for a table changelog (compacted, no time retention)."""
+
+
+async def _with_retention(admin: AIOKafkaAdminClient, names: Sequence[str]) -> list[str]:
+    """Those of ``names`` whose records are deleted by time or size (not -1 in both)."""
+    if not names:
+        return []
+    asked = [
+        ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(KEEP_FOREVER))
+        for name in names
+    ]
+    finite = []
+    for response in await admin.describe_configs(asked):
+        for _error, _message, _type, name, entries, *_ in response.resources:
+            if any(entry[1] != KEEP_FOREVER[entry[0]] for entry in entries):
+                finite.append(name)
+    return sorted(finite)
 
 
 async def ensure_topics(
@@ -130,6 +161,14 @@ async def ensure_topics(
             with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
                 await admin.create_topics(wanted)
         created = [t.name for t in wanted]
+        kept = [settings.topic_prefix + name for name in RECORD_TOPICS]
+        for name in await _with_retention(admin, [n for n in kept if n in existing]):
+            log.warning(
+                "topic %s has a time or size retention: once its first records are deleted, "
+                "audits and rebuilds from Kafka refuse it; keep it forever with retention.ms=-1 "
+                "and retention.bytes=-1 (docs/OPERATIONS.md)",
+                name,
+            )
         if created:
             log.info(
                 "created topics %s (replication %d, min.insync.replicas %d)",

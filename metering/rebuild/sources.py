@@ -29,6 +29,7 @@ from metering.rebuild.chunks import Item
 from metering.rebuild.errors import SourceMissing
 from metering.replay.kafka_log import read_inputs
 from metering.sink.rows import PoisonValue, decode
+from metering.topic_reader import require_whole
 from schemas import topics
 from schemas.ledger import LedgerEntry
 
@@ -84,6 +85,7 @@ class LedgerTopic:
             await consumer.start()
             partitions = await _partitions(self.bootstrap_servers, self.topic)
             begins = await consumer.beginning_offsets(partitions)
+            require_whole(begins, "a rebuild from the ledger topic")
             self._ends = dict(await consumer.end_offsets(partitions))
             self.total = sum(self._ends[tp] - begins[tp] for tp in partitions)
             if not self.total:

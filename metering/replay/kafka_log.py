@@ -26,6 +26,7 @@ from billing.source import Source
 from metering.errors import ServiceUnavailable
 from metering.kafka_security import client_options
 from metering.replay.logfile import LogRecord
+from metering.topic_reader import require_whole
 from schemas import topics
 
 READ_TIMEOUT_S = 300.0
@@ -92,6 +93,7 @@ async def read_inputs(
             return []
         ends = await consumer.end_offsets(partitions)
         wanted = [tp for tp in partitions if ends[tp] > 0]
+        require_whole(await consumer.beginning_offsets(wanted), "a fold of the raw inputs")
         total = sum(ends[tp] for tp in wanted)
         keep = mentions(account_id, prefix)
         consumer.assign(wanted)

@@ -24,6 +24,7 @@ def test_replay_speed_measures_each_subject_against_the_parse_floor() -> None:
         "`metering audit` command, end to end",
         "replay goal (issue #7 item 5)",
         "audit goal (issue #7 item 5)",
+        "audit goal (issue #6 item 4)",
     ):
         assert subject in out
     assert "rows equal True, clean True" in out

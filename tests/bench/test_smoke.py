@@ -70,3 +70,9 @@ def test_leakage_measures_both_gateways_and_obeying_leaks_no_more(kafka_bootstra
 def test_routing_view_memory() -> None:
     out = run_bench("routing_view_memory", "--accounts", "1000")
     assert "RoutingView" in out
+
+
+def test_audit_sources_audits_from_kafka_and_from_the_file(kafka_bootstrap: str) -> None:
+    out = run_bench("audit_sources", "--smoke", bootstrap=kafka_bootstrap)
+    assert "| LOG.jsonl (baseline) " in out  # the bench exits non-zero unless both are clean
+    assert "| Kafka input topics " in out
