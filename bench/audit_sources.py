@@ -18,7 +18,6 @@ printed, and the ratio Kafka / file.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -32,7 +31,13 @@ from pathlib import Path
 from aiokafka import AIOKafkaProducer
 
 from bench import report
-from bench.replay_speed import INSERT_BATCH, MONTH, SMOKE, busiest_account, read_records, simulate
+from bench.replay_speed import (
+    INSERT_BATCH,
+    busiest_account,
+    month_log,
+    month_options,
+    read_records,
+)
 from bench.services import Run, broker, stop_on_sigterm, work_dir
 from billing.catalog import load_catalog
 from metering.demo.report import replay_ledger
@@ -96,22 +101,14 @@ def audited(command: list[str], env: dict[str, str]) -> Callable[[], float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--log", type=Path, help="LOG.jsonl (default: simulate one month)")
-    parser.add_argument("--period", default="2026-11", help="audited month (default 2026-11)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--smoke", action="store_true", help="a few hundred events, one round")
-    args = parser.parse_args()
-    rounds = 1 if args.smoke else max(1, args.rounds)
+    args = month_options(__doc__.splitlines()[0])
+    rounds = args.rounds
     stop_on_sigterm()
     with work_dir() as work, broker() as (bootstrap, described):
         report.header(
             "Audit of one account-month: Kafka input topics against a LOG.jsonl", described
         )
-        log = args.log
-        if log is None:
-            log = work / "LOG.jsonl"
-            simulate(log, SMOKE if args.smoke else MONTH)
+        log = month_log(args, work)
         account = busiest_account(log.read_bytes().splitlines())
         run = Run(bootstrap, f"{PREFIX}{time.time_ns()}.", PARTITIONS, work / "home")
         asyncio.run(produce_log(run, log))

@@ -221,23 +221,36 @@ def audit_table(
         sys.exit(f"the audit is not clean: {done.stderr[-2000:]}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def month_options(description: str) -> argparse.Namespace:
+    """``--log``, ``--period``, ``--rounds`` (1 with ``--smoke``) of an audit bench."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--log", type=Path, help="LOG.jsonl (default: simulate one month)")
     parser.add_argument("--period", default="2026-11", help="audited month (default 2026-11)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="a few hundred events, one round")
     args = parser.parse_args()
-    rounds = 1 if args.smoke else max(1, args.rounds)
+    args.rounds = 1 if args.smoke else max(1, args.rounds)
+    return args
+
+
+def month_log(args: argparse.Namespace, work: Path) -> Path:
+    """``--log``, or the month (``--smoke``: a few hundred events) simulated into ``work``."""
+    if args.log is not None:
+        return Path(args.log)
+    log = work / "LOG.jsonl"
+    simulate(log, SMOKE if args.smoke else MONTH)
+    return log
+
+
+def main() -> None:
+    args = month_options(__doc__.splitlines()[0])
+    rounds = args.rounds
     catalog = load_catalog()
     print("# Replay and audit speed")
     print(f"machine: {report.machine()}")
     print(report.load())
     with work_dir() as work:
-        log = args.log
-        if log is None:
-            log = work / "LOG.jsonl"
-            simulate(log, SMOKE if args.smoke else MONTH)
+        log = month_log(args, work)
         records, floor_wall = speed_table(log, catalog, rounds, work)
         url = f"chdb://{work / 'chdb'}"
         stored_ledger(url, records, catalog)
