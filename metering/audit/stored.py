@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import signal
 from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
@@ -143,8 +144,10 @@ def _answer_with_columns(
     answer: Connection, url: str, database: str, account_id: str, start: datetime, end: datetime
 ) -> None:
     """The child: the rows' text columns, or the ``MeteringError`` saying why not. It logs
-    nothing: its one failure comes back as the audit's one error line."""
+    nothing (its one failure comes back as the audit's one error line) and leaves Ctrl-C to
+    the parent, which stops it."""
     logging.disable(logging.CRITICAL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         store = ClickHouseLedgerStore(connect(url), database)
         answer.send(("columns", store.row_columns(account_id, (start, end))))
