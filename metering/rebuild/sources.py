@@ -5,7 +5,9 @@ read) and fix their extent when opened: the ledger topic up to its end offsets a
 (later records are the sink's), the input topics likewise (``read_inputs``). Both read from
 the very beginning every time, even when resuming: the final count check needs every
 entry id, and the core must fold the whole log to derive any of it. Records before the
-checkpoint are only counted, not written again (``chunks.Item.done``).
+checkpoint are only counted, not written again (``chunks.Item.done``). A topic that lost
+its first records is refused (``require_whole``): a rebuild from what is left would pass
+its count check without the oldest entries.
 """
 
 from __future__ import annotations
