@@ -32,19 +32,17 @@ from aiokafka import AIOKafkaProducer
 
 from bench import report
 from bench.replay_speed import (
-    INSERT_BATCH,
     busiest_account,
     month_log,
     month_options,
     read_records,
+    stored_ledger,
 )
 from bench.services import Run, broker, stop_on_sigterm, work_dir
 from billing.catalog import load_catalog
-from metering.demo.report import replay_ledger
 from metering.replay.kafka_log import read_inputs
 from metering.replay.logfile import LogRecord
-from metering.sink.writer import ClickHouseLedgerStore
-from metering.warehouse import connect, migrate, release
+from metering.warehouse import release
 
 PREFIX = "bench-audit."
 PARTITIONS = 6
@@ -74,13 +72,8 @@ async def produce_log(run: Run, log: Path) -> None:
 def ledgers(url: str, sources: dict[str, list[LogRecord]]) -> None:
     """For each database named, the ledger the pipeline writes from its records (chDB at
     ``url``, released after: a chDB path is open in one process at a time)."""
-    client = connect(url)
     for database, records in sources.items():
-        migrate(client, database=database)
-        store = ClickHouseLedgerStore(client, database)
-        entries = replay_ledger(records, load_catalog())
-        for start in range(0, len(entries), INSERT_BATCH):
-            store.insert(entries[start : start + INSERT_BATCH], f"bench-{start}")
+        stored_ledger(url, records, load_catalog(), database)
     release(url)
 
 

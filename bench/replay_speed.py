@@ -138,11 +138,13 @@ def speed_table(
     return records, floor_wall
 
 
-def stored_ledger(url: str, records: list[LogRecord], catalog: Catalog) -> None:
+def stored_ledger(
+    url: str, records: list[LogRecord], catalog: Catalog, database: str = DEFAULT_DATABASE
+) -> None:
     """The ledger ClickHouse would hold for the log: replayed, inserted as the sink does."""
     client = connect(url)
-    migrate(client)
-    store = ClickHouseLedgerStore(client, DEFAULT_DATABASE)
+    migrate(client, database=database)
+    store = ClickHouseLedgerStore(client, database)
     entries = replay_ledger(records, catalog)
     for start in range(0, len(entries), INSERT_BATCH):
         store.insert(entries[start : start + INSERT_BATCH], f"bench-{start}")

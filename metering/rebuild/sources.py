@@ -89,7 +89,7 @@ class LedgerTopic:
             begins = await consumer.beginning_offsets(partitions)
             require_whole(begins, "a rebuild from the ledger topic")
             self._ends = dict(await consumer.end_offsets(partitions))
-            self.total = sum(self._ends[tp] - begins[tp] for tp in partitions)
+            self.total = sum(self._ends.values())  # every partition begins at 0
             if not self.total:
                 raise SourceMissing(f"topic {self.topic} holds no record: nothing to rebuild from")
         except KafkaError as exc:
